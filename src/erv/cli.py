@@ -1,0 +1,71 @@
+"""The `erv` command: a thin dispatcher over per-stage entry points.
+
+Each subcommand lives in the module that implements its stage and exposes
+`main(argv: list[str]) -> int`; this file only routes, so importing `erv` stays fast and a
+stage's dependencies load only when it runs. User errors (:class:`erv.errors.ErvError`) print
+one line and exit 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Sequence
+
+from erv.errors import ErvError
+
+# name -> (module with main(argv), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("erv.demo", "run the whole pipeline on a synthetic dataset with tiny models"),
+    "evaluate": ("erv.evaluate", "WAR/UAR and EEA/EPC/FCR with bootstrap intervals"),
+    "judge": ("erv.judge.cli", "LLM judge of explanation emotions (OpenAI-compatible endpoint)"),
+    "verifier": ("erv.verifier.cli", "train / evaluate / apply the Emotional Rationale Verifier"),
+    "data": ("erv.data_prepare", "build SFT / GRPO / inference records from dataset label files"),
+    "infer": ("erv.infer", "sharded batched inference with a HumanOmni checkpoint"),
+    "sft": ("erv.train.sft", "supervised fine-tuning of HumanOmni"),
+    "grpo": ("erv.train.grpo", "GRPO with format / answer / ERV rewards"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: erv <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `erv <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        from erv import __version__
+
+        print(f"erv {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"erv: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name = COMMANDS[name][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            print(f"erv: error: `erv {name}` is not built yet in this version", file=sys.stderr)
+            return 2
+        raise
+    try:
+        return int(module.main(rest) or 0)
+    except ErvError as exc:
+        print(f"erv {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"erv {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

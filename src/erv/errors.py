@@ -1,0 +1,31 @@
+"""Exception types a user can cause, each carrying enough context to find the bad input.
+
+The CLI catches :class:`ErvError` and prints its message as one line, so every message must
+name the file, line or sample it is about.
+"""
+
+from __future__ import annotations
+
+
+class ErvError(Exception):
+    """Base class for errors caused by user input or environment, not by bugs."""
+
+
+class TaxonomyError(ErvError, ValueError):
+    """An unknown dataset/taxonomy name or a label that is not part of a taxonomy."""
+
+
+class RecordError(ErvError, ValueError):
+    """A malformed, duplicate or inconsistent record in a JSON/JSONL file."""
+
+
+class LabelFileError(ErvError, ValueError):
+    """A dataset label file (DFEW csv, MAFW txt/xlsx, EMER csv) that cannot be read."""
+
+
+class MediaError(ErvError, RuntimeError):
+    """A video or audio file that is missing, empty, corrupt or unreadable."""
+
+
+class ConfigError(ErvError, ValueError):
+    """A recipe, checkpoint directory or command-line combination that cannot work."""
