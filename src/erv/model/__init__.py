@@ -1,0 +1,1 @@
+"""HumanOmni (Qwen2 + SigLIP + Whisper + BERT gate): model, processor, loading."""
