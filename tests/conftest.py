@@ -1,0 +1,37 @@
+"""Shared test helpers: where the reference fixtures live, and quiet, deterministic torch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The steering repo's shared/ folder: $ERV_SHARED_DIR, ../shared beside the clone, or ./shared."""
+    candidates = [os.environ.get("ERV_SHARED_DIR"), REPO.parent / "shared", REPO / "shared"]
+    for cand in candidates:
+        if cand and (Path(cand) / "fixtures").is_dir():
+            return Path(cand)
+    raise FileNotFoundError("shared/ fixtures not found; set ERV_SHARED_DIR")
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return shared_dir() / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def tiny_fixture(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "humanomni-tiny"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_hub() -> None:
+    # Tests never reach the Hugging Face hub: fail fast instead of waiting on the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
