@@ -9,6 +9,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Tests never reach the Hugging Face hub: fail fast instead of waiting on the network. Set at
+# import time because huggingface_hub reads these when it is first imported.
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
 
 def shared_dir() -> Path:
     """The steering repo's shared/ folder: $ERV_SHARED_DIR, ../shared beside the clone, or ./shared."""
@@ -29,9 +35,3 @@ def tiny_fixture(fixtures_dir: Path) -> Path:
     return fixtures_dir / "humanomni-tiny"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _offline_hub() -> None:
-    # Tests never reach the Hugging Face hub: fail fast instead of waiting on the network.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
