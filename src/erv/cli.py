@@ -49,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"erv: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    return run_command(name, rest)
+
+
+def run_command(name: str, rest: Sequence[str], prog: str | None = None) -> int:
+    """Run one subcommand with uniform error handling (also used by wrapper scripts)."""
     module_name = COMMANDS[name][0]
     try:
         module = importlib.import_module(module_name)
@@ -57,13 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"erv: error: `erv {name}` is not built yet in this version", file=sys.stderr)
             return 2
         raise
+    label = prog or f"erv {name}"
     try:
-        return int(module.main(rest) or 0)
+        if prog is not None:
+            return int(module.main(list(rest), prog=prog) or 0)
+        return int(module.main(list(rest)) or 0)
     except ErvError as exc:
-        print(f"erv {name}: error: {exc}", file=sys.stderr)
+        print(f"{label}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"erv {name}: interrupted", file=sys.stderr)
+        print(f"{label}: interrupted", file=sys.stderr)
         return 130
 
 

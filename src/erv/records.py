@@ -125,22 +125,25 @@ class JsonlAppender:
     """Append records to a JSONL file, one complete line per `os.write`, fsynced.
 
     Used by resumable jobs (judge, inference): after a crash every record already appended
-    is whole, except possibly a torn last line, which `iter_json_records(...,
-    tolerate_torn_tail=True)` drops. If the existing file ends without a newline, a newline
-    is written first so that the next record does not glue onto the torn one.
+    is whole, except possibly a torn last line. Opening an appender on such a file cuts the
+    torn piece off (with a warning) so that the file is valid JSONL again; the record it
+    belonged to was never complete and is redone by the resuming job.
     """
 
     def __init__(self, path: PathLike, *, fsync: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         size = os.fstat(self._fd).st_size
         if size:
             with open(self.path, "rb") as handle:
-                handle.seek(size - 1)
-                if handle.read(1) != b"\n":
-                    os.write(self._fd, b"\n")
+                data = handle.read()
+            if not data.endswith(b"\n"):
+                keep = data.rfind(b"\n") + 1
+                warnings.warn(f"{self.path}: removing an incomplete last line left by an interrupted write "
+                              f"({size - keep} bytes)", stacklevel=2)
+                os.ftruncate(self._fd, keep)
 
     def append(self, record: dict[str, Any]) -> None:
         self.append_many([record])
