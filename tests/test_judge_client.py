@@ -55,6 +55,14 @@ def test_concurrency_is_bounded_and_used(key):
     assert elapsed < 40 * 0.15 / 3  # 5 waves of 0.15 s, far below the 6 s of a sequential loop
 
 
+def test_server_and_client_sustain_more_than_32_connections(key):
+    with JudgeTestServer(ServerConfig(latency=0.3)) as server:
+        with JudgeClient(_config(server, concurrency=48)) as client:
+            replies = client.complete_many(_prompts(96))
+        assert all(r.ok for r in replies)
+        assert server.snapshot().max_in_flight == 48
+
+
 def test_transient_failures_are_retried_by_the_sdk(key):
     config = ServerConfig(seed=11, rate_429=0.25, rate_500=0.25, max_transient_faults=2, retry_after_ms=5)
     with JudgeTestServer(config) as server:

@@ -143,6 +143,11 @@ def test_resuming_with_another_judge_model_or_dataset_is_refused(tmp_path, serve
     args = _args(pred, out, server, "--prompt", "released")
     assert erv_main(args) == 2
     assert "prompt variant" in capsys.readouterr().err
+    args = _args(pred, out, server)
+    args[args.index("--dataset") + 1] = "MAFW"
+    write_predictions(pred, 5, labels=("sadness", "anger"), dataset="MAFW")
+    assert erv_main(args) == 2
+    assert "written for dataset 'DFEW'" in capsys.readouterr().err
     assert out.read_text() == before
 
 

@@ -95,13 +95,13 @@ def load_existing(out: Path, taxonomy: Taxonomy, *, model: str, prompt: str,
     if not out.exists() or out.stat().st_size == 0:
         return chosen
     for where, record in iter_json_records(out, tolerate_torn_tail=True):
+        if record.get("dataset") not in (None, taxonomy.name):  # before its labels are checked against ours
+            raise ConfigError(f"{where}: written for dataset {record.get('dataset')!r}, this run uses --dataset {taxonomy.name}; use another --out")
         judgment = parse_judgment(record, where, taxonomy)
         if judgment.judge != model:
             raise ConfigError(
                 f"{where}: sample {judgment.id!r} was judged by {judgment.judge!r}, this run uses --model {model!r}; "
                 f"judgments of two models must not be mixed in one file: use another --out, or delete {out} to start over")
-        if record.get("dataset") not in (None, taxonomy.name):
-            raise ConfigError(f"{where}: written for dataset {record.get('dataset')!r}, this run uses --dataset {taxonomy.name}; use another --out")
         if record.get("prompt") not in (None, prompt):
             raise ConfigError(f"{where}: written with prompt variant {record.get('prompt')!r}, this run uses --prompt {prompt}; use another --out")
         if judgment.id not in known_ids:
