@@ -1,0 +1,272 @@
+"""The judging job behind `erv judge`: predictions in, one judgment per sample out.
+
+Guarantees (and how):
+
+- *Nothing is coerced.* A reply outside the taxonomy is stored with
+  `explanation_emotion: null` and the raw text; a failed call is stored with `error`. Neither
+  is ever counted as neutral (the released script does that).
+- *No API call without an explanation.* A response without a `<think>…</think>` (or with an
+  empty one) is recorded as unjudged with an error saying so; sending an empty "Reason:" to
+  the judge, as the released script does, would invent an explanation emotion.
+- *Crash-safe and resumable.* Each record is appended as one whole line (batched, fsynced;
+  :class:`erv.records.JsonlAppender`). A re-run first compacts what is there, keeps every id
+  judged without error (a reply, valid label or not), and asks again only for ids that failed
+  or were never written. At the end the file is rewritten atomically with exactly one record
+  per id, in predictions order: the successful one if any, else the last failure.
+- *No mixing.* Records carry the judge model, dataset and prompt variant; resuming a file
+  written with another of these is refused, as is a second job on the same file at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from erv.completions import extract_think
+from erv.emotions import Taxonomy, get_taxonomy
+from erv.errors import ConfigError
+from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
+from erv.judge.prompts import EXPLANATION_PROMPT_VARIANTS, explanation_emotion_prompt, parse_emotion_reply
+from erv.records import JsonlAppender, Prediction, iter_json_records, parse_judgment, read_predictions, write_jsonl
+
+NO_EXPLANATION = "no explanation: the response has no <think>…</think> text"
+EMPTY_EXPLANATION = "no explanation: the <think>…</think> text is empty"
+
+
+@dataclass
+class JudgeRunSummary:
+    """Counts of one run; `judged`, `cached`, `failed` and `skipped` add up to `total`."""
+
+    total: int = 0
+    judged: int = 0
+    """Answered by the endpoint in this run (a valid label or not)."""
+    cached: int = 0
+    """Answered from the reply cache."""
+    failed: int = 0
+    """Recorded with an error in this run (API failures + samples without explanation)."""
+    skipped: int = 0
+    """Already judged without error by an earlier run."""
+    out_of_taxonomy: int = 0
+    """Replies (fresh or cached) that name no label of the taxonomy: stored as null."""
+    no_explanation: int = 0
+    api_errors: int = 0
+    requests: int = 0
+    """Requests sent to the endpoint (each may include the SDK's retries)."""
+    errors: Counter = field(default_factory=Counter)
+
+    def line(self) -> str:
+        return f"judged {self.judged} / cached {self.cached} / failed {self.failed} / skipped {self.skipped}"
+
+
+# ---------------------------------------------------------------- output file helpers
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Refuse a second job on the same output while this one runs (advisory lock file)."""
+    lock_path = out.with_name(f".{out.name}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX: no locking
+            yield
+            return
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"{out}: another `erv judge` is writing this file (lock {lock_path}); wait for it or use another --out") from None
+        yield
+    finally:
+        handle.close()
+
+
+def load_existing(out: Path, taxonomy: Taxonomy, *, model: str, prompt: str,
+                  known_ids: dict[str, int], predictions_path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Existing records of `out`, compacted to one per id; refuses files from another run setup."""
+    chosen: dict[str, dict[str, Any]] = {}
+    if not out.exists() or out.stat().st_size == 0:
+        return chosen
+    for where, record in iter_json_records(out, tolerate_torn_tail=True):
+        if record.get("dataset") not in (None, taxonomy.name):  # before its labels are checked against ours
+            raise ConfigError(f"{where}: written for dataset {record.get('dataset')!r}, this run uses --dataset {taxonomy.name}; use another --out")
+        judgment = parse_judgment(record, where, taxonomy)
+        if judgment.judge != model:
+            raise ConfigError(
+                f"{where}: sample {judgment.id!r} was judged by {judgment.judge!r}, this run uses --model {model!r}; "
+                f"judgments of two models must not be mixed in one file: use another --out, or delete {out} to start over")
+        if record.get("prompt") not in (None, prompt):
+            raise ConfigError(f"{where}: written with prompt variant {record.get('prompt')!r}, this run uses --prompt {prompt}; use another --out")
+        if judgment.id not in known_ids:
+            raise ConfigError(f"{where}: sample {judgment.id!r} is not in {predictions_path}; is {out} the judgment file of other predictions?")
+        record = dict(record)
+        record["id"] = judgment.id
+        if judgment.explanation_emotion is not None:
+            record["explanation_emotion"] = judgment.explanation_emotion
+        previous = chosen.get(judgment.id)
+        if previous is not None and previous.get("error") is None:
+            continue  # the first success stands; later records of this id are retries' leftovers
+        chosen[judgment.id] = record
+    return chosen
+
+
+def compact(records: dict[str, dict[str, Any]], order: dict[str, int]) -> list[dict[str, Any]]:
+    return sorted(records.values(), key=lambda r: order.get(r["id"], len(order)))
+
+
+# ---------------------------------------------------------------- the job
+
+
+class _BatchWriter:
+    """Appends records in batches from a worker thread, so a slow disk never stalls requests."""
+
+    def __init__(self, appender: JsonlAppender) -> None:
+        self._appender = appender
+        self._pending: list[dict[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.create_task(self._run())
+
+    def put(self, record: dict[str, Any]) -> None:
+        self._pending.append(record)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if batch:
+                await asyncio.to_thread(self._appender.append_many, batch)
+            if self._closing and not self._pending:
+                return
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        await self._task
+
+
+def _record(pred: Prediction, config: JudgeConfig, taxonomy: Taxonomy, prompt: str, *,
+            emotion: str | None, raw: str | None, error: str | None, cached: bool = False,
+            retries: int | None = None) -> dict[str, Any]:
+    return {"id": pred.id, "judge": config.model, "explanation_emotion": emotion, "raw": raw, "error": error,
+            "cached": cached, "retries": retries, "dataset": taxonomy.name, "prompt": prompt}
+
+
+async def _judge_all(todo: list[tuple[Prediction, str | None, str | None]], client: JudgeClient, writer_appender: JsonlAppender,
+                     taxonomy: Taxonomy, prompt_variant: str, summary: JudgeRunSummary, progress: bool | None) -> None:
+    from tqdm.auto import tqdm
+
+    config = client.config
+    writer = _BatchWriter(writer_appender)
+    bar = tqdm(total=len(todo), desc=f"judge {config.model}", unit="sample", disable=None if progress is None else not progress,
+               dynamic_ncols=True, file=sys.stderr)
+    items = iter(todo)
+
+    def account(record: dict[str, Any], reply: JudgeReply | None) -> None:
+        writer.put(record)
+        if record["error"] is not None:
+            summary.failed += 1
+            if reply is None:
+                summary.no_explanation += 1
+            else:
+                summary.api_errors += 1
+                summary.errors[record["error"]] += 1
+        else:
+            if reply is not None and reply.cached:
+                summary.cached += 1
+            else:
+                summary.judged += 1
+            if record["explanation_emotion"] is None:
+                summary.out_of_taxonomy += 1
+        bar.update(1)
+        if summary.failed:
+            bar.set_postfix(failed=summary.failed, refresh=False)
+
+    async def worker() -> None:
+        for pred, prompt, problem in items:  # one shared iterator: each item goes to one worker
+            if prompt is None:
+                account(_record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem), None)
+                continue
+            reply = await client.complete(prompt)
+            if reply.ok:
+                emotion = parse_emotion_reply(reply.text, taxonomy)
+                record = _record(pred, config, taxonomy, prompt_variant, emotion=emotion, raw=reply.text, error=None,
+                                 cached=reply.cached, retries=reply.retries)
+            else:
+                record = _record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=reply.error)
+            account(record, reply)
+
+    try:
+        workers = [asyncio.create_task(worker()) for _ in range(min(int(config.concurrency), max(1, len(todo))))]
+        await asyncio.gather(*workers)
+    finally:
+        await writer.close()
+        bar.close()
+        await client.aclose()
+
+
+def run_judge(predictions: str | os.PathLike[str], dataset: str | Taxonomy, out: str | os.PathLike[str],
+              config: JudgeConfig, *, limit: int | None = None, prompt_variant: str = "paper",
+              allow_unclosed_think: bool = False, progress: bool | None = None) -> JudgeRunSummary:
+    """Judge every prediction's explanation into `out` (resuming it); returns the counts."""
+    if prompt_variant not in EXPLANATION_PROMPT_VARIANTS:
+        raise ConfigError(f"unknown prompt variant {prompt_variant!r}; choose one of {', '.join(EXPLANATION_PROMPT_VARIANTS)}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    taxonomy = get_taxonomy(dataset)
+    out = Path(out)
+    all_predictions = read_predictions(predictions, taxonomy)
+    order = {p.id: i for i, p in enumerate(all_predictions)}
+    selected = all_predictions[:limit] if limit is not None else all_predictions
+    summary = JudgeRunSummary(total=len(selected))
+
+    with _exclusive(out):
+        existing = load_existing(out, taxonomy, model=config.model, prompt=prompt_variant, known_ids=order,
+                                 predictions_path=predictions)
+        if existing or out.exists():
+            write_jsonl(out, compact(existing, order))  # drops duplicates and a torn last line
+        todo: list[tuple[Prediction, str | None, str | None]] = []
+        for pred in selected:
+            previous = existing.get(pred.id)
+            if previous is not None and previous.get("error") is None:
+                summary.skipped += 1
+                continue
+            explanation = extract_think(pred.response, allow_unclosed=allow_unclosed_think)
+            if explanation is None:
+                todo.append((pred, None, NO_EXPLANATION))
+            elif not explanation.strip():
+                todo.append((pred, None, EMPTY_EXPLANATION))
+            else:
+                todo.append((pred, explanation_emotion_prompt(explanation, taxonomy, variant=prompt_variant), None))
+
+        if any(prompt is not None for _, prompt, _ in todo):
+            client = JudgeClient(config)
+        else:
+            client = None
+        try:
+            with JsonlAppender(out) as appender:
+                if client is not None:
+                    asyncio.run(_judge_all(todo, client, appender, taxonomy, prompt_variant, summary, progress))
+                    summary.requests = client.requests_sent
+                elif todo:  # only samples without explanation: no endpoint needed
+                    for pred, _, problem in todo:
+                        appender.append(_record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem))
+                    summary.failed += len(todo)
+                    summary.no_explanation += len(todo)
+        finally:
+            if client is not None:
+                client.close()
+            final = load_existing(out, taxonomy, model=config.model, prompt=prompt_variant, known_ids=order,
+                                  predictions_path=predictions)
+            write_jsonl(out, compact(final, order))
+    return summary
+
