@@ -9,6 +9,16 @@ import torch.nn.functional as F
 from erv.model import (AUDIO_PLACEHOLDER, IGNORE_INDEX, VIDEO_PLACEHOLDER, ModelInputError, build_model,
                        preset_config)
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One thread: deterministic sums, and no OpenMP spin-waiting on the shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 PAD = 500  # the tiny preset's <|endoftext|>-like id
 
 
@@ -82,7 +92,7 @@ def test_expanded_mask_marks_padding_and_multimodal_rows(tiny_model):
         spliced = inner.embed_multimodal(batch.pop("input_ids"), batch.pop("attention_mask"), **batch)
         mask = spliced.attention_mask
         expanded = [len(s["input_ids"]) - 2 + n_video + n_audio for s in samples]
-        assert mask.shape == (4, max(expanded)) and spliced.padding_side == "left"
+        assert mask.shape == (4, max(expanded))
         for row, (sample, length) in enumerate(zip(samples, expanded)):
             pad = mask.shape[1] - length
             assert mask[row, :pad].eq(0).all() and mask[row, pad:].eq(1).all()
@@ -120,6 +130,26 @@ def test_batched_greedy_generation_equals_alone(tiny_model):
                                   return_dict_in_generate=True)
         assert out.sequences[row].tolist() == one.sequences[0].tolist()
         torch.testing.assert_close(scores[row], torch.stack(one.scores, dim=1)[0], atol=1e-4, rtol=1e-4)
+
+
+def test_rows_with_and_without_placeholders(tiny_model):
+    """A text-only row (no placeholder) beside a multimodal one: each computes what it computes alone."""
+    samples = make_samples(tiny_model, lengths=(8, 11))
+    text_only = samples[1]["input_ids"][samples[1]["input_ids"] >= 0]
+    samples[1] = dict(samples[1], input_ids=text_only)
+    batch = collate(samples, side="right")
+    with torch.no_grad():
+        out = tiny_model(**batch)
+        video_row = tiny_model(**alone(samples[0])).logits[0]
+        text_row = tiny_model(input_ids=text_only[None]).logits[0]
+    # row 0 (right-padded by one input token) fills the expanded width; the shorter text row gets the
+    # difference as padding on the left
+    extra = out.logits.shape[1] - text_only.shape[0]
+    assert out.attention_mask[1, :extra].eq(0).all() and out.attention_mask[1, extra:].eq(1).all()
+    torch.testing.assert_close(out.logits[1, extra:], text_row, atol=1e-4, rtol=1e-4)
+    kept = out.attention_mask[0].bool()
+    assert kept.sum() == video_row.shape[0] and kept[:video_row.shape[0]].all()
+    torch.testing.assert_close(out.logits[0, kept], video_row, atol=1e-4, rtol=1e-4)
 
 
 def test_right_padded_training_batch_and_loss(tiny_model):

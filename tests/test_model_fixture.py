@@ -12,8 +12,9 @@ from erv.model.projectors import bilinear_face_pool, fuse_branches
 ATOL = 1e-4
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(autouse=True, scope="module")
 def one_thread():
+    """One thread: the fixture's numbers were made so, and no OpenMP spin-waiting on a shared machine."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -18,13 +18,26 @@ from erv.errors import ConfigError
 from erv.model import build_model, load_model, load_pretrained, preset_config
 from erv.model.loading import resolve_attn_implementation
 
-from test_model_fixture import model_inputs  # noqa: E402  (tests/ is on sys.path under pytest)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One thread: deterministic sums, and no OpenMP spin-waiting on the shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
 def fixture_io(tiny_fixture):
-    torch.set_num_threads(1)
     return load_file(str(tiny_fixture / "inputs.safetensors")), load_file(str(tiny_fixture / "outputs.safetensors"))
+
+
+def model_inputs(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return dict(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                pixel_values_videos=inputs["pixel_values_videos"][None], audio_input_features=inputs["audio_input_features"],
+                bert_input_ids=inputs["bert_input_ids"], bert_attention_mask=inputs["bert_attention_mask"],
+                bert_token_type_ids=inputs["bert_token_type_ids"])
 
 
 def logits(model, inputs) -> torch.Tensor:
@@ -71,6 +84,16 @@ def test_save_then_load_gives_identical_logits(tiny_fixture, fixture_io, tmp_pat
     for tower_weights in ("original", "checkpoint"):
         again = load_model(tmp_path / "saved", torch_dtype=torch.float32, tower_weights=tower_weights)
         assert torch.equal(logits(again, inputs), before), tower_weights
+    # moved to a machine without the tower folders: the stored copies and configs suffice
+    moved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    moved.update(mm_vision_tower="/elsewhere/siglip-tiny", mm_audio_tower="/elsewhere/whisper-tiny",
+                 mm_bert_tower="/elsewhere/bert-tiny")
+    (tmp_path / "saved" / "config.json").write_text(json.dumps(moved))
+    with pytest.raises(ConfigError, match="cannot find the vision tower"):
+        load_model(tmp_path / "saved", torch_dtype=torch.float32)
+    alone = load_model(tmp_path / "saved", torch_dtype=torch.float32, tower_weights="checkpoint")
+    assert torch.equal(logits(alone, inputs), before)
+    (tmp_path / "saved" / "config.json").write_text(json.dumps(saved))
     # the registered auto class goes through the same loader: no trust_remote_code needed
     auto = AutoModelForCausalLM.from_pretrained(tmp_path / "saved", dtype=torch.float32)
     assert type(auto).__name__ == "HumanOmniQwen2ForCausalLM"

@@ -181,8 +181,19 @@ def prepare_config(path: str | os.PathLike[str], *, config: HumanOmniQwen2Config
         raise ConfigError(f"config must be a HumanOmniQwen2Config, got {type(config).__name__}")
     else:
         config = config.__class__.from_dict(config.to_dict())  # never mutate the caller's object
-    paths = resolve_components(ckpt, config, vision_tower=vision_tower, audio_tower=audio_tower, bert=bert,
-                               components_dir=components_dir)
+    try:
+        paths = resolve_components(ckpt, config, vision_tower=vision_tower, audio_tower=audio_tower, bert=bert,
+                                   components_dir=components_dir)
+    except ConfigError as exc:
+        self_contained = (tower_weights == "checkpoint" and config.vision_config is not None
+                          and config.audio_config is not None and config.bert_config is not None)
+        if not self_contained:
+            raise
+        # Everything needed is stored with the checkpoint; the folders only matter to the processor.
+        logger.warning("%s; loading the model from the checkpoint alone (tower_weights='checkpoint')", exc)
+        paths = ComponentPaths(vision_tower=vision_tower or config.mm_vision_tower or "",
+                               audio_tower=audio_tower or config.mm_audio_tower or "",
+                               bert=bert or config.mm_bert_tower or "")
 
     if tower_weights == "original" or config.vision_config is None:
         config.vision_config = _sub_config(SiglipVisionConfig, paths.vision_tower, "vision tower (SigLIP)")

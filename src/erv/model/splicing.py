@@ -41,7 +41,6 @@ class SplicedInputs:
     attention_mask: torch.Tensor  # (B, L'), the input mask's dtype
     labels: torch.Tensor | None  # (B, L') with −100 on inserted and padding rows
     position_ids: torch.Tensor | None  # (B, L'), None when there is no padding (0..L'-1 then)
-    padding_side: str  # "left" or "right": where rows shorter than L' were padded
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -99,9 +98,7 @@ def splice_multimodal(input_ids: torch.Tensor, attention_mask: torch.Tensor | No
     width = 1 + is_video.long() * (n_video - 1) + is_audio.long() * (n_audio - 1)
     row_len = width.sum(dim=1)
     out_len = int(row_len.max())
-    right_padded = bool((attention_mask[:, -1] == 0).any()) if length else False
-    padding_side = "right" if right_padded else "left"
-    offset = torch.zeros_like(row_len) if right_padded else out_len - row_len
+    offset = out_len - row_len  # extra padding on the left (module doc)
     start = offset[:, None] + width.cumsum(dim=1) - width  # (B, L): first output row of each input position
 
     text_embeds = embed_tokens(input_ids.masked_fill(~is_text, 0))
@@ -131,5 +128,4 @@ def splice_multimodal(input_ids: torch.Tensor, attention_mask: torch.Tensor | No
         attention_mask=mask,
         labels=new_labels,
         position_ids=position_ids_from_mask(mask) if has_padding else None,
-        padding_side=padding_side,
     )
