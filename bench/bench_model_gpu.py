@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> dict:
         device, dtype, preset = torch.device("cpu"), torch.float32, "humanomni-tiny"
         batch_sizes, new_tokens, prompt_tokens, reps = [1, 4], 8, 40, args.reps
         print("CUDA is not available: running the scaled-down CPU smoke version (humanomni-tiny, float32, "
-              f"{args.threads} threads). These figures do not describe GPU throughput.")
+              f"torch threads: {args.threads}). These figures do not describe GPU throughput.")
     torch.manual_seed(0)
     model = build_model(preset_config(preset), dtype=dtype, device=device, attn_implementation=args.attn)
     model.generation_config.eos_token_id = None  # random weights: never stop early, always new_tokens steps

@@ -231,6 +231,22 @@ def test_input_errors_are_clear(tiny_model):
         tiny_model(**dict(sample, pixel_values_videos=sample["pixel_values_videos"][0]))
 
 
+def test_audio_only_prompt_needs_no_dummy_video(tiny_model):
+    """The reference only splices audio when a video is given; here an audio-only prompt works directly."""
+    sample = alone(make_samples(tiny_model, lengths=(8,))[0])
+    ids = sample["input_ids"][sample["input_ids"] != VIDEO_PLACEHOLDER][None]
+    audio = sample["audio_input_features"][:, None]  # (B, 1, mel, frames) is accepted too
+    with torch.no_grad():
+        out = tiny_model(input_ids=ids, audio_input_features=audio)
+        tokens = tiny_model.model.encode_audios(audio)
+    a = ids[0].tolist().index(AUDIO_PLACEHOLDER)
+    assert out.logits.shape[1] == ids.shape[1] - 1 + tiny_model.model.num_audio_tokens()
+    with torch.no_grad():
+        spliced = tiny_model.model.embed_multimodal(ids, audio_input_features=audio)
+    torch.testing.assert_close(spliced.inputs_embeds[0, a:a + tokens.shape[1]], tokens[0])
+    assert tiny_model.generate(input_ids=ids, audio_input_features=audio, max_new_tokens=2).shape == (1, 2)
+
+
 def test_text_only_prompts_pass_through(tiny_model):
     ids = torch.randint(0, 400, (2, 7))
     with torch.no_grad():
