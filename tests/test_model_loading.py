@@ -122,8 +122,9 @@ def test_checkpoint_generation_config_is_merged_like_the_reference(tiny_fixture,
 def test_auto_model_loads_a_released_checkpoint(tiny_fixture, fixture_io):
     inputs, outputs = fixture_io
     model = AutoModelForCausalLM.from_pretrained(tiny_fixture / "checkpoint", bert=str(tiny_fixture / "bert-tiny"),
-                                                 dtype=torch.float32)
+                                                 dtype=torch.float32, use_cache=False)  # as TRL passes them
     torch.testing.assert_close(logits(model, inputs), outputs["logits"], atol=1e-4, rtol=1e-4)
+    assert model.config.use_cache is False
 
 
 def test_defaults_are_bf16_and_sdpa(tiny_fixture, fixture_io):
@@ -157,6 +158,23 @@ def test_tower_weights_original_ignores_checkpoint_copies(tiny_fixture, fixture_
     stored = load_file(str(ckpt / "model.safetensors"))
     name = "model.vision_tower.vision_tower.vision_model.embeddings.patch_embedding.weight"
     assert torch.equal(copies.state_dict()[name], stored[name])
+
+
+def test_full_siglip_folder_as_vision_tower(tiny_fixture, fixture_io, tmp_path):
+    """google/siglip-* folders hold the whole SigLIP (text model too): its vision part is what is used."""
+    from transformers import SiglipConfig, SiglipModel, SiglipVisionModel
+
+    inputs, outputs = fixture_io
+    vision = SiglipVisionModel.from_pretrained(tiny_fixture / "siglip-tiny")
+    full = SiglipModel(SiglipConfig(vision_config=vision.config.to_dict(),
+                                    text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                                     num_attention_heads=4, vocab_size=100, bos_token_id=1,
+                                                     eos_token_id=2, pad_token_id=0)))
+    full.vision_model.load_state_dict(vision.state_dict())
+    full.save_pretrained(tmp_path / "siglip-full")
+    model = load_model(tiny_fixture / "checkpoint", vision_tower=str(tmp_path / "siglip-full"),
+                       bert=str(tiny_fixture / "bert-tiny"), torch_dtype=torch.float32)
+    torch.testing.assert_close(logits(model, inputs), outputs["logits"], atol=1e-4, rtol=1e-4)
 
 
 def test_missing_bert_weights_fall_back_to_bert_folder(tiny_fixture, fixture_io, tmp_path, caplog):

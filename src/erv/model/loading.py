@@ -341,7 +341,8 @@ def load_model(path: str | os.PathLike[str], *, vision_tower: str | None = None,
     """The model alone (no processor); see the module doc for what is resolved and checked.
 
     `torch_dtype` None means bfloat16; "auto" keeps the checkpoint's dtype. Extra keyword
-    arguments go to transformers' `from_pretrained` (e.g. `revision`, `max_memory`).
+    arguments that name config fields override them (e.g. `use_cache=False`); the others go to
+    transformers' `from_pretrained` (e.g. `revision`, `max_memory`).
     """
     from erv.model.modeling import HumanOmniQwen2ForCausalLM
 
@@ -355,6 +356,8 @@ def load_model(path: str | os.PathLike[str], *, vision_tower: str | None = None,
     attn = resolve_attn_implementation(attn_implementation, device_map)
     ckpt, config, paths, _ = prepare_config(path, config=config, vision_tower=vision_tower, audio_tower=audio_tower,
                                             bert=bert, components_dir=components_dir, tower_weights=tower_weights)
+    for name in [k for k in hf_kwargs if hasattr(config, k)]:  # config overrides, e.g. use_cache=False
+        setattr(config, name, hf_kwargs.pop(name))
     hf_kwargs.setdefault("ignore_mismatched_sizes", True)  # so that _check_loading can name them
     try:
         with quiet_transformers_loading():

@@ -24,6 +24,7 @@ from torch import nn
 from transformers import BertModel, Qwen2ForCausalLM, Qwen2Model
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.qwen2.modeling_qwen2 import Qwen2PreTrainedModel
+from transformers.utils import can_return_tuple
 
 from erv.errors import ConfigError
 from erv.model.configuration import (AUDIO_POOL_STRIDE, BERT_GATE_WIDTH, COMPRESSOR_MID_CHANNELS,
@@ -226,6 +227,7 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
         return super().from_pretrained(path, **kwargs)
 
     # ----------------------------------------------------------------------------- forward
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -267,7 +269,7 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
         out = super().forward(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
             past_key_values=past_key_values, inputs_embeds=inputs_embeds, labels=labels, use_cache=use_cache,
-            logits_to_keep=logits_to_keep, **kwargs)
+            logits_to_keep=logits_to_keep, return_dict=True, **kwargs)
         return HumanOmniCausalLMOutput(
             loss=out.loss, logits=out.logits, past_key_values=out.past_key_values,
             hidden_states=out.hidden_states, attentions=out.attentions,
