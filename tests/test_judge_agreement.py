@@ -8,6 +8,7 @@ import pytest
 
 from erv.cli import main as erv_main
 from erv.errors import RecordError
+from erv.emotions import get_taxonomy
 from erv.judge.agreement import _coherence, agreement_report, cohen_kappa
 
 
@@ -24,7 +25,7 @@ def test_kappa_matches_a_hand_computed_table():
 def test_coherence_definitions():
     # (gold, predicted answer, explanation emotion)
     samples = [("sad", "sad", "sad"), ("sad", "angry", "angry"), ("sad", "unknown", "sad"), ("happy", "sad", "neutral")]
-    m = _coherence(samples)
+    m = _coherence(samples, get_taxonomy("DFEW"))
     assert m["eea"] == pytest.approx(2 / 4)  # e = g
     assert m["epc"] == pytest.approx(2 / 4)  # e = p; an unknown answer matches nothing
     assert m["fcr"] == pytest.approx(1 / 4)  # e = p = g

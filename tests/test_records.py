@@ -156,3 +156,13 @@ def test_sft_and_grpo_record_validation():
         validate_grpo_record({"video": "v", "conversations": [human, {"from": "gpt", "value": "calm"}]}, "f:4", "DFEW")
     with pytest.raises(RecordError, match="f:5: 'conversations' must be a list"):
         validate_grpo_record({"video": "v"}, "f:5")
+
+
+def test_atomic_write_keeps_ordinary_permissions(tmp_path):
+    write_json(tmp_path / "m.json", {"x": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(tmp_path / "m.json").st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(tmp_path / "m.json", 0o640)
+    write_json(tmp_path / "m.json", {"x": 2})
+    assert os.stat(tmp_path / "m.json").st_mode & 0o777 == 0o640

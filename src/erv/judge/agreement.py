@@ -20,8 +20,9 @@ from itertools import combinations
 from typing import Any, Sequence
 
 from erv.completions import extract_answer
-from erv.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.emotions import Taxonomy, get_taxonomy, normalize_label
 from erv.errors import RecordError
+from erv.metrics import compute_metrics, encode
 from erv.records import Prediction, read_judgments, read_predictions
 
 
@@ -50,21 +51,16 @@ def load_judge_labels(path: str | os.PathLike[str], predictions: Sequence[Predic
     return JudgeLabels(str(path), models, labels)
 
 
-def _coherence(samples: list[tuple[str, str, str]]) -> dict[str, Any]:
-    """EEA, EPC, FCR over (gold g, predicted answer p, explanation emotion e) triples.
+def _coherence(samples: list[tuple[str, str, str]], taxonomy: Taxonomy) -> dict[str, Any]:
+    """EEA, EPC, FCR (and FCR | correct) over judged (gold, predicted answer, explanation) triples.
 
-    paper-notes §5: EEA = mean [e = g], EPC = mean [e = p], FCR = mean [e = p = g]; an
-    unknown answer p equals nothing. Private on purpose: `erv.metrics` holds the project's
-    definitions and should replace this helper once both are merged.
+    Computed by `erv.metrics` so that this table and `erv evaluate` can never disagree.
     """
-    n = len(samples)
-    if n == 0:
+    if not samples:
         return {"n": 0, "eea": None, "epc": None, "fcr": None, "fcr_given_correct": None}
-    eea = sum(e == g for g, _, e in samples) / n
-    epc = sum(p != UNKNOWN and e == p for _, p, e in samples) / n
-    fcr = sum(p != UNKNOWN and e == p == g for g, p, e in samples) / n
-    war = sum(p == g for g, p, _ in samples) / n
-    return {"n": n, "eea": eea, "epc": epc, "fcr": fcr, "fcr_given_correct": (fcr / war) if war > 0 else None}
+    gold, pred, expl = (list(column) for column in zip(*samples))
+    metrics = compute_metrics(encode(gold, pred, taxonomy, expl), with_coherence=True, n_resamples=0)
+    return {"n": len(samples), **{k: metrics[k] for k in ("eea", "epc", "fcr", "fcr_given_correct")}}
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str], labels: Sequence[str]) -> float | None:
@@ -100,7 +96,7 @@ def agreement_report(judgment_paths: Sequence[str | os.PathLike[str]], predictio
     for judge in judges:
         judged = judge.judged_ids
         report["judges"].append({"path": judge.path, "models": list(judge.models), "judged": len(judged),
-                                 "unjudged": len(predictions) - len(judged), **_strip_n(_coherence(triples(judge, judged)))})
+                                 "unjudged": len(predictions) - len(judged), **_strip_n(_coherence(triples(judge, judged), taxonomy))})
     for (ia, a), (ib, b) in combinations(enumerate(judges), 2):
         both = a.judged_ids & b.judged_ids
         order = [p.id for p in predictions if p.id in both]
@@ -118,7 +114,7 @@ def agreement_report(judgment_paths: Sequence[str | os.PathLike[str]], predictio
             "agreement": (sum(x == y for x, y in zip(la, lb)) / len(order)) if order else None,
             "kappa": cohen_kappa(la, lb, taxonomy.labels),  # type: ignore[arg-type]
             "confusion": confusion,
-            "on_both_judged": [_strip_n(_coherence(triples(a, both))), _strip_n(_coherence(triples(b, both)))],
+            "on_both_judged": [_strip_n(_coherence(triples(a, both), taxonomy)), _strip_n(_coherence(triples(b, both), taxonomy))],
         })
     return report
 
