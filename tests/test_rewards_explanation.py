@@ -335,3 +335,9 @@ def test_batched_reward_equals_per_sentence_scoring_with_a_real_model():
         expected.append(score_label_sets(sets, gold))
     assert batched == pytest.approx(expected)
     assert reward.verifier.last_stats.batches > 1
+
+
+def test_an_empty_step_returns_no_rewards(verifier):
+    reward = ExplanationReward(verifier)
+    assert reward([], []) == []
+    assert reward.last_stats["sentences"] == 0

@@ -146,3 +146,10 @@ def test_load_many_and_write_round_trip(tmp_path):
     assert load_examples(tmp_path / "out.jsonl", "DFEW") == [
         TextExample("x", ("sad",), None, f"{tmp_path / 'out.jsonl'}:1"),
         TextExample("He shouts.", ("angry",), "n1", f"{tmp_path / 'out.jsonl'}:2")]
+
+
+def test_json_list_files_are_detected(tmp_path):
+    canonical = write(tmp_path / "a.json", json.dumps([{"text": "He sobs.", "labels": ["sad"]}]))
+    judged = write(tmp_path / "b.json", json.dumps([{"id": "1", "text": "He sobs.", "raw": "sadness", "error": None}]))
+    assert detect_format(canonical) == "jsonl" and detect_format(judged) == "judge"
+    assert load_examples(judged, "MAFW")[0].labels == ("sadness",)

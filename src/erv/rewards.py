@@ -303,7 +303,8 @@ class ExplanationReward:
         texts = completion_texts(completions)
         n = len(texts)
         invalid = _report_invalid(self.__name__, texts, None)
-        taxonomies = resolve_taxonomies(n, kwargs, self.taxonomy or self.verifier.default_taxonomy, self.__name__)
+        default = self.taxonomy if self.taxonomy is not None else self.verifier.default_taxonomy
+        taxonomies = resolve_taxonomies(n, kwargs, default, self.__name__)
         golds = gold_labels(solution, taxonomies, self.__name__)
 
         gold_columns: list[int | None] = []

@@ -320,6 +320,16 @@ def detect_format(path: PathLike) -> str:
         raise RecordError(f"{path}: file not found")
     with path.open(encoding="utf-8") as handle:
         head = handle.read(4096).lstrip()
+    if head.startswith("["):  # a JSON list: look at its first record
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return "jsonl"  # let the reader report the error with its location
+        first = records[0] if isinstance(records, list) and records else None
+        if isinstance(first, dict) and not ({"text", "labels"} <= first.keys()) and (
+                {"explanation_emotion", "raw", "labels"} & first.keys()):
+            return "judge"
+        return "jsonl"
     if head.startswith("{"):
         first_line = head.split("\n", 1)[0]
         try:

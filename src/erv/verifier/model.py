@@ -105,6 +105,21 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def _token_limit(config: Any, tokenizer: Any, requested: int | None) -> int:
+    """The longest input the model takes: the smallest of the request, the tokenizer's limit
+    and the position table (RoBERTa-style models lose two positions to the padding offset)."""
+    limits = [requested] if requested else []
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if tok_max and tok_max < 1_000_000:  # "no limit" is a huge sentinel
+        limits.append(int(tok_max))
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        offset = 2 if "roberta" in str(getattr(config, "model_type", "")) or "camembert" in str(
+            getattr(config, "model_type", "")) else 0
+        limits.append(int(positions) - offset)
+    return int(min(limits)) if limits else 512
+
+
 def _looks_like_hub_id(name: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name)) and not name.startswith((".", "/"))
 
@@ -141,12 +156,7 @@ class Verifier:
             except (StopIteration, AttributeError):
                 self.device = torch.device("cpu")
         model.eval()
-        model_max = getattr(config, "max_position_embeddings", None)
-        # RoBERTa reserves two positions for the padding offset; the tokenizer knows its limit.
-        tok_max = getattr(tokenizer, "model_max_length", None)
-        limits = [v for v in (max_length, tok_max if tok_max and tok_max < 1_000_000 else None,
-                              (model_max - 2) if model_max else None) if v]
-        self.max_length = int(min(limits)) if limits else 512
+        self.max_length = _token_limit(config, tokenizer, max_length)
         self.batch_size = int(batch_size)
         self.max_batch_tokens = max_batch_tokens
         self.cache = ProbabilityCache(cache_size)

@@ -170,10 +170,10 @@ def load_backbone(model_args: VerifierModelArguments, head_labels: Sequence[str]
     old_labels = tuple(str(base_config.id2label.get(i, "")).lower() for i in range(base_config.num_labels)) \
         if getattr(base_config, "id2label", None) else ()
     new_labels = tuple(head_labels)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        source, num_labels=len(new_labels), id2label=dict(enumerate(new_labels)),
-        label2id={label: i for i, label in enumerate(new_labels)}, problem_type="multi_label_classification",
-        ignore_mismatched_sizes=True)
+    config = AutoConfig.from_pretrained(source, id2label=dict(enumerate(new_labels)),
+                                        label2id={label: i for i, label in enumerate(new_labels)},
+                                        problem_type="multi_label_classification")
+    model = AutoModelForSequenceClassification.from_pretrained(source, config=config, ignore_mismatched_sizes=True)
     if old_labels and old_labels != tuple(l.lower() for l in new_labels) and len(old_labels) == len(new_labels):
         logger.info("backbone head labels differ from the requested ones; re-initialising the head")
         _reinit_head(model)
@@ -253,10 +253,12 @@ def train_verifier(model_args: VerifierModelArguments, data_args: VerifierDataAr
     if eval_set is None and training_args.eval_strategy not in ("no", None):
         training_args.eval_strategy = "no"
     output_dir = Path(training_args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_examples(output_dir / "train_examples.jsonl", train_examples)
-    if eval_examples:
-        write_examples(output_dir / "eval_examples.jsonl", eval_examples)
+    main_process = training_args.process_index == 0
+    if main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        write_examples(output_dir / "train_examples.jsonl", train_examples)
+        if eval_examples:
+            write_examples(output_dir / "eval_examples.jsonl", eval_examples)
 
     trainer = Trainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
                       data_collator=MultiLabelCollator(tokenizer), processing_class=tokenizer,
@@ -266,15 +268,18 @@ def train_verifier(model_args: VerifierModelArguments, data_args: VerifierDataAr
     trainer.save_state()
 
     metrics: dict[str, Any] = {}
-    if eval_examples and trainer.is_world_process_zero():
-        verifier = Verifier(trainer.model, tokenizer, taxonomy=taxonomy, max_length=model_args.max_length,
-                            batch_size=training_args.per_device_eval_batch_size)
-        metrics = evaluate_verifier(verifier, eval_examples, taxonomy, EvalSettings())
-        write_json(output_dir / "eval_results.json", metrics)
     summary = {"train_examples": len(train_examples), "eval_examples": len(eval_examples),
                "label_counts": counts, "import": report.to_dict(), "head": model_args.head,
                "taxonomy": taxonomy.name, "truncated_train_texts": train_set.truncated}
-    if trainer.is_world_process_zero():
+    if main_process:
+        # Evaluate what was saved, reloaded: that is what the reward will load, and it works
+        # the same whatever the training strategy sharded or wrapped.
+        if eval_examples:
+            verifier = Verifier.from_pretrained(output_dir, taxonomy=taxonomy, max_length=model_args.max_length,
+                                                batch_size=training_args.per_device_eval_batch_size,
+                                                device=training_args.device)
+            metrics = evaluate_verifier(verifier, eval_examples, taxonomy, EvalSettings())
+            write_json(output_dir / "eval_results.json", metrics)
         write_json(output_dir / "verifier_data_summary.json", summary)
     macro = metrics.get("macro_f1")
     logger.info("verifier saved to %s: %d train / %d eval texts%s", output_dir, len(train_examples),
