@@ -77,3 +77,11 @@ def test_bad_gold_and_bad_taxonomy_names_raise_with_the_sample():
         make_accuracy_reward("AFEW")
     with pytest.raises(ConfigError, match="values"):
         accuracy_reward(["<answer>sad</answer>"] * 2, ["sad"] * 2, dataset=["DFEW"])
+
+
+def test_trl_sees_the_reward_names():
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
+    reward = make_accuracy_reward("DFEW")
+    assert get_callable_name(reward) == "accuracy_reward" and not is_async_callable(reward)
+    assert get_callable_name(format_reward) == "format_reward"

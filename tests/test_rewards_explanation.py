@@ -341,3 +341,10 @@ def test_an_empty_step_returns_no_rewards(verifier):
     reward = ExplanationReward(verifier)
     assert reward([], []) == []
     assert reward.last_stats["sentences"] == 0
+
+
+def test_trl_sees_the_explanation_reward_name(verifier):
+    from trl.trainer.utils import get_callable_name, is_async_callable
+
+    reward = ExplanationReward(verifier, name="erv_explanation")
+    assert get_callable_name(reward) == "erv_explanation" and not is_async_callable(reward)
