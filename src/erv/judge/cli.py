@@ -38,6 +38,37 @@ def _json_object(value: str) -> dict:
     return obj
 
 
+def add_judge_options(parser: argparse.ArgumentParser, *, temperature: float | None = 0.0,
+                      temperature_help: str = "sampling temperature (default 0; 'none' to omit)") -> None:
+    """The endpoint options every judge-driven command shares (`erv judge`, `erv verifier augment`)."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"judge model (default {DEFAULT_MODEL}, the paper's)")
+    parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
+                                                         "(default: $OPENAI_BASE_URL or api.openai.com)")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (default OPENAI_API_KEY)")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request attempt (default 60)")
+    parser.add_argument("--max-retries", type=int, default=5, help="SDK retries with backoff on 429/5xx/timeouts (default 5)")
+    parser.add_argument("--temperature", type=_temperature, default=temperature, help=temperature_help)
+    parser.add_argument("--max-tokens", type=int, default=None, help="reply token limit (default: the server's)")
+    parser.add_argument("--extra-body", type=_json_object, default=None,
+                        help='JSON merged into each request, e.g. \'{"reasoning_effort": "none"}\'')
+    cache = parser.add_mutually_exclusive_group()
+    cache.add_argument("--cache", default=None, help="reply cache (SQLite); default: OUT.cache.sqlite beside --out")
+    cache.add_argument("--no-cache", action="store_true", help="do not cache replies")
+
+
+def judge_config_from_args(args: argparse.Namespace, out: str | Path) -> JudgeConfig:
+    """A :class:`JudgeConfig` from :func:`add_judge_options`' arguments; the cache defaults to OUT.cache.sqlite."""
+    if args.no_cache:
+        cache_path = None
+    else:
+        cache_path = Path(args.cache) if args.cache else default_cache_path(out)
+    return JudgeConfig(model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
+                       concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
+                       temperature=args.temperature, max_tokens=args.max_tokens, cache=cache_path,
+                       extra_body=args.extra_body)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="erv judge",
@@ -48,20 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--predictions", required=True, help="predictions JSONL (id, gold, response, ...)")
     parser.add_argument("--dataset", required=True, help="taxonomy for the emotion list and normalisation (DFEW, MAFW, EMER, RAVDESS)")
     parser.add_argument("--out", required=True, help="judgments JSONL; resumed if it exists")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"judge model (default {DEFAULT_MODEL}, the paper's)")
-    parser.add_argument("--base-url", default=None, help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 "
-                                                         "(default: $OPENAI_BASE_URL or api.openai.com)")
-    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key (default OPENAI_API_KEY)")
-    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (default 32)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request attempt (default 60)")
-    parser.add_argument("--max-retries", type=int, default=5, help="SDK retries with backoff on 429/5xx/timeouts (default 5)")
-    parser.add_argument("--temperature", type=_temperature, default=0.0, help="sampling temperature (default 0; 'none' to omit)")
-    parser.add_argument("--max-tokens", type=int, default=None, help="reply token limit (default: the server's)")
-    parser.add_argument("--extra-body", type=_json_object, default=None,
-                        help='JSON merged into each request, e.g. \'{"reasoning_effort": "none"}\'')
-    cache = parser.add_mutually_exclusive_group()
-    cache.add_argument("--cache", default=None, help="reply cache (SQLite); default: OUT.cache.sqlite beside --out")
-    cache.add_argument("--no-cache", action="store_true", help="do not cache replies")
+    add_judge_options(parser)
     parser.add_argument("--limit", type=int, default=None, help="judge only the first N predictions")
     parser.add_argument("--prompt", choices=EXPLANATION_PROMPT_VARIANTS, default="paper",
                         help="explanation prompt: 'paper' (Figure 3, default) or 'released' (the released script's text)")
@@ -86,14 +104,7 @@ def _main_judge(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     from erv.judge.run import run_judge
 
-    if args.no_cache:
-        cache_path = None
-    else:
-        cache_path = Path(args.cache) if args.cache else default_cache_path(args.out)
-    config = JudgeConfig(model=args.model, base_url=args.base_url, api_key_env=args.api_key_env,
-                         concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
-                         temperature=args.temperature, max_tokens=args.max_tokens, cache=cache_path,
-                         extra_body=args.extra_body)
+    config = judge_config_from_args(args, args.out)
     summary = run_judge(args.predictions, args.dataset, args.out, config, limit=args.limit, prompt_variant=args.prompt,
                         allow_unclosed_think=args.allow_unclosed_think, progress=False if args.no_progress else None)
     if summary.errors:

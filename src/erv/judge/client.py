@@ -28,7 +28,7 @@ import threading
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from erv.errors import ConfigError
 from erv.judge.cache import ReplyCache
@@ -170,8 +170,14 @@ class JudgeClient:
 
     # ------------------------------------------------------------ requests
 
-    def build_request(self, prompt: str, *, system: str | None = None, json_mode: bool = False) -> dict[str, Any]:
-        """The JSON body sent for a prompt (also the cache's key material)."""
+    def build_request(self, prompt: str, *, system: str | None = None, json_mode: bool = False,
+                      seed: int | None = None) -> dict[str, Any]:
+        """The JSON body sent for a prompt (also the cache's key material).
+
+        `seed` is the API's sampling seed: generation with temperature > 0 (the verifier's
+        complement data) sends a different seed per request, so that equal prompts ask for
+        different samples and the cache keys them apart.
+        """
         if not isinstance(prompt, str) or not prompt:
             raise ValueError("prompt must be a non-empty string")
         system = self.config.system if system is None else system
@@ -186,6 +192,8 @@ class JudgeClient:
             body["max_tokens"] = int(self.config.max_tokens)
         if json_mode:
             body["response_format"] = {"type": "json_object"}
+        if seed is not None:
+            body["seed"] = int(seed)
         if self.config.extra_body:
             body["extra_body"] = dict(self.config.extra_body)
         return body
@@ -207,9 +215,15 @@ class JudgeClient:
                 self._states[loop] = state
             return state
 
-    async def complete(self, prompt: str, *, system: str | None = None, json_mode: bool = False) -> JudgeReply:
-        """Ask the judge once (the SDK retries transient failures); never raises for API failures."""
-        request = self.build_request(prompt, system=system, json_mode=json_mode)
+    async def complete(self, prompt: str, *, system: str | None = None, json_mode: bool = False,
+                       seed: int | None = None, accept: Callable[[str], bool] | None = None) -> JudgeReply:
+        """Ask the judge once (the SDK retries transient failures); never raises for API failures.
+
+        `accept(text)` decides whether a fresh reply may enter the cache: a reply the caller
+        cannot parse (malformed FG-CE JSON) is returned but not cached, so a later call asks again
+        instead of replaying it.
+        """
+        request = self.build_request(prompt, system=system, json_mode=json_mode, seed=seed)
         if self.cache is not None:
             hit = self.cache.get(request)
             if hit is not None:
@@ -238,7 +252,7 @@ class JudgeClient:
         finish = getattr(choices[0], "finish_reason", None)
         if not isinstance(text, str) or not text.strip():
             return JudgeReply(None, f"empty reply (finish_reason={finish})", finish_reason=finish)
-        if self.cache is not None:
+        if self.cache is not None and (accept is None or _accepts(accept, text)):
             self.cache.put(request, text)
         return JudgeReply(text, None, cached=False, retries=retries, finish_reason=finish)
 
@@ -333,6 +347,13 @@ class JudgeClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _accepts(accept: Callable[[str], bool], text: str) -> bool:
+    try:
+        return bool(accept(text))
+    except Exception:  # a validator that raises rejects the reply
+        return False
 
 
 def _error_text(exc: Any) -> str:

@@ -14,7 +14,11 @@ order, so a test can predict what the server does whatever the client's concurre
 - *whether the k-th request for a prompt fails* (429, 500, a hang longer than the client's
   timeout, a malformed body) depends on the prompt and k, so retries of a prompt see fresh
   draws; `max_transient_faults` makes every later attempt succeed;
-- a configured fraction of prompts fails permanently (HTTP 500 on every attempt).
+- a configured fraction of prompts fails permanently (HTTP 500 on every attempt);
+- scripted `rules` (regex → reply or HTTP status) override all of this for the prompts they
+  match, so a test can say exactly what the judge answers to each sentence;
+- a complement (generation) request that carries a sampling `seed` gets one of 60 variants of
+  its description chosen by that seed, as a sampling model would vary its output.
 
 It binds to 127.0.0.1 only and runs one thread per connection (`ThreadingHTTPServer`
 with a deep listen backlog), which serves the 32+ concurrent connections a judge opens.
@@ -47,6 +51,10 @@ GARBAGE_TEXTS: tuple[str, ...] = (
 _DESCRIPTION_DETAILS = ("her brows draw together and her voice drops",
                         "she looks away and speaks in short, clipped phrases",
                         "her eyes widen and she raises her voice")
+_DESCRIPTION_OPENERS = ("Her face and voice clearly show", "Everything about him signals",
+                        "The speaker plainly conveys", "Throughout the clip she displays")
+_DESCRIPTION_VOICES = ("the pitch of the voice climbs", "the words come out slowly", "a sigh breaks the sentence",
+                       "the volume drops to a murmur", "the speech speeds up")
 FGCE_FUNCTIONS_SERVED = ("information extraction", "information analysis", "conclusion", "others")
 FGCE_MODALITIES_SERVED = ("audio", "visual", "contextual", "audio-contextual", "visual-contextual",
                           "audio-visual", "audio-visual-contextual")
@@ -88,6 +96,12 @@ class ServerConfig:
     """Model name the server serves; None accepts any."""
     responder: Callable[[dict[str, Any]], str] | None = field(default=None, repr=False)
     """Custom reply text for a request body; replaces the built-in answers."""
+    rules: tuple[tuple[str, str | int], ...] = ()
+    """Scripted replies: `(regex, reply)` pairs tried in order against the request's last user
+    message (`re.search`, multi-line, dot matches newline); the first match answers `reply`, or,
+    if `reply` is an int, fails with that HTTP status on every attempt. Requests no rule
+    matches get the built-in answers. Lets a test fix what each FG-CE sentence is classified
+    and scored as."""
 
 
 def _unit(*parts: object) -> float:
@@ -243,6 +257,21 @@ class JudgeTestServer:
             body["response_format"] = {"type": "json_object"}
         return self._reply_text(body)
 
+    def scripted_reply(self, text: str) -> str | int | None:
+        """The reply (or HTTP status) of the first rule matching a user message, else None."""
+        for pattern, reply in self._compiled_rules():
+            if pattern.search(text):
+                return reply
+        return None
+
+    def _compiled_rules(self) -> list[tuple["re.Pattern[str]", str | int]]:
+        rules = self.config.rules
+        cached = getattr(self, "_rules_cache", None)
+        if cached is None or cached[0] is not rules:
+            compiled = [(re.compile(p, re.MULTILINE | re.DOTALL), r) for p, r in rules]
+            self._rules_cache = cached = (rules, compiled)
+        return cached[1]
+
     def _reply_text(self, body: dict[str, Any]) -> str:
         cfg = self.config
         if cfg.responder is not None:
@@ -250,11 +279,20 @@ class JudgeTestServer:
         messages = body.get("messages")
         key = prompt_key(messages)
         text = _last_user_text(messages)
+        scripted = self.scripted_reply(text)
+        if isinstance(scripted, str):
+            return scripted
         json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
         if json_mode or '"function"' in text or '"score"' in text:
             return self._json_reply(text, key)
         if "Target Emotion:" in text:  # the complement prompt: a description of that emotion
             emotion = (text.rsplit("Target Emotion:", 1)[1].strip().splitlines() or ["neutral"])[0]
+            sample = body.get("seed")
+            if isinstance(sample, int) and not isinstance(sample, bool):
+                # A sampled generation: the request's seed picks one of 3 x 4 x 5 variants.
+                return (f"{_pick(_DESCRIPTION_OPENERS, cfg.seed, 'opener', key, sample)} {emotion}: "
+                        f"{_pick(_DESCRIPTION_DETAILS, cfg.seed, 'detail', key, sample)}, and "
+                        f"{_pick(_DESCRIPTION_VOICES, cfg.seed, 'voice', key, sample)}.")
             return f"Her face and voice clearly show {emotion}: {_pick(_DESCRIPTION_DETAILS, cfg.seed, 'detail', key)}."
         draw = _unit(cfg.seed, "content", key)
         if draw < cfg.rate_garbage:
@@ -311,6 +349,10 @@ class JudgeTestServer:
         with self._lock:
             self.stats.attempts[key] += 1
             attempt = self.stats.attempts[key]
+        scripted = self.scripted_reply(_last_user_text(messages))
+        if isinstance(scripted, int):
+            self._record(key, str(scripted))
+            return scripted, {}, _error_body(f"Scripted failure (test server rule): HTTP {scripted}.", "server_error", None)
         fault = self.fault_for(messages, attempt)
         if cfg.latency > 0:
             self._stop.wait(cfg.latency)
@@ -440,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
     rates = {f.name for f in fields(ServerConfig) if f.name.startswith("rate_")}
     for f in fields(ServerConfig):
-        if f.name in ("responder", "labels", "port"):
+        if f.name in ("responder", "labels", "port", "rules"):
             continue
         flag = "--" + f.name.replace("_", "-")
         if f.name in rates or f.name in ("latency", "hang_seconds"):
@@ -454,7 +496,24 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="required bearer key (default: accept any)" if f.name == "api_key" else None)
     parser.add_argument("--labels", type=str, default=None,
                         help="comma-separated emotion list to answer from (default: the list in each prompt)")
+    parser.add_argument("--rules", type=str, default=None,
+                        help='JSON file with a list of [regex, reply] pairs (reply: text, or an int HTTP status)')
     return parser
+
+
+def load_rules(path: str) -> tuple[tuple[str, str | int], ...]:
+    """Rules for :attr:`ServerConfig.rules` from a JSON file: `[[regex, reply], ...]`."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    if not isinstance(data, list) or not all(isinstance(r, list) and len(r) == 2 and isinstance(r[0], str)
+                                             and isinstance(r[1], (str, int)) for r in data):
+        raise SystemExit(f"{path}: expected a JSON list of [regex, reply] pairs")
+    for pattern, _ in data:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SystemExit(f"{path}: bad regex {pattern!r}: {exc}") from None
+    return tuple((p, r) for p, r in data)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -463,9 +522,10 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    values = {f.name: getattr(args, f.name) for f in fields(ServerConfig) if f.name not in ("responder", "labels")}
+    values = {f.name: getattr(args, f.name) for f in fields(ServerConfig) if f.name not in ("responder", "labels", "rules")}
     labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
-    server = JudgeTestServer(ServerConfig(labels=labels, **values), port=args.port)
+    rules = load_rules(args.rules) if args.rules else ()
+    server = JudgeTestServer(ServerConfig(labels=labels, rules=rules, **values), port=args.port)
     server.start()
     signal.signal(signal.SIGTERM, _interrupt)
     print(f"erv judge test server on {server.base_url} (Ctrl-C to stop)", flush=True)

@@ -265,7 +265,8 @@ def read_judge_pseudo_labels(path: PathLike, norm: LabelNormalizer, *,
     words separated by commas. Records with an `error` or without any label are skipped and
     counted (a failed judge call is not a label). The text is the record's own (`text`,
     `explanation`, `reason` or `think`, or `text_key`), else the `<think>` of the same id in
-    `predictions`.
+    `predictions`. A record with `labels: null` (what `erv verifier augment` writes for a
+    reply outside the taxonomy) is skipped and counted; its `raw` is not parsed again.
     """
     from erv.completions import extract_think
 
@@ -281,6 +282,12 @@ def read_judge_pseudo_labels(path: PathLike, norm: LabelNormalizer, *,
             norm.report.skipped["judge error"] += 1
             continue
         raw_labels: object
+        if "labels" in record and record["labels"] is None:
+            # `erv verifier augment` writes `labels: null` when the judge's reply names no valid
+            # label set; its raw text was already parsed with the prompt's rules and refused.
+            has_raw = isinstance(record.get("raw"), str) and record["raw"].strip()
+            norm.report.skipped["judge reply outside the taxonomy" if has_raw else "no label"] += 1
+            continue
         if record.get("labels") is not None:
             raw_labels = record["labels"]
         elif record.get("explanation_emotion") is not None:
@@ -329,6 +336,8 @@ def detect_format(path: PathLike) -> str:
         if isinstance(first, dict) and not ({"text", "labels"} <= first.keys()) and (
                 {"explanation_emotion", "raw", "labels"} & first.keys()):
             return "judge"
+        if isinstance(first, dict) and {"text", "labels"} <= first.keys() and ({"raw", "error"} & first.keys()):
+            return "judge"
         return "jsonl"
     if head.startswith("{"):
         first_line = head.split("\n", 1)[0]
@@ -339,7 +348,8 @@ def detect_format(path: PathLike) -> str:
         if isinstance(first, dict) and "text" not in first and all(isinstance(v, dict) for v in first.values()):
             return "merr"
         if isinstance(first, dict) and "labels" in first and "text" in first:
-            return "jsonl"
+            # `erv verifier augment` output carries the judge's `raw` reply and an `error` field.
+            return "judge" if ({"raw", "error"} & first.keys()) else "jsonl"
         if isinstance(first, dict) and ({"explanation_emotion", "raw", "labels"} & first.keys()):
             return "judge"
         return "jsonl"
