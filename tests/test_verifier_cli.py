@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from erv.cli import main as erv_main
 
 
 def test_help_lists_subcommands(capsys):
     assert erv_main(["verifier", "--help"]) == 0
     out = capsys.readouterr().out
-    assert all(name in out for name in ("data", "train", "eval", "predict"))
+    assert all(name in out for name in ("data", "train", "eval", "predict", "augment"))
 
 
 def test_data_imports_mixed_sources_splits_and_reports(tmp_path, capsys):
@@ -43,8 +45,9 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert erv_main(["verifier", "predict", "--input", "x"]) == 2
     assert "missing --model, --out" in capsys.readouterr().err
-    assert erv_main(["verifier", "augment", "pseudo-label"]) == 2
-    assert "judge client" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse, as `erv judge`
+        erv_main(["verifier", "augment", "pseudo-label", "--dataset", "MAFW"])
+    assert exit_info.value.code == 2 and "arguments are required: --out" in capsys.readouterr().err
     assert erv_main(["verifier", "fly"]) == 2
     bad = tmp_path / "recipe.yaml"
     bad.write_text("learning_rate: 1.0e-5\nnot_a_field: 3\n")

@@ -5,12 +5,18 @@
     erv verifier eval --model outputs/verifier --data eval.jsonl --json eval.json
     erv verifier predict --model outputs/verifier --input sentences.jsonl --out labels.jsonl
 
-Every subcommand reads TRL-style arguments: `--config recipe.yaml` sets fields, `--key value`
-overrides them. (`augment pseudo-label|complement` arrive with the judge client.)
+    erv verifier augment pseudo-label --predictions P.jsonl --dataset MAFW --out pseudo.jsonl [judge options]
+    erv verifier augment complement --data train.jsonl --dataset MAFW --classes disgust fear --target 1000 \
+        --out complement.jsonl [--seed 0] [--temperature 1.0] [judge options]
+
+`data`, `train`, `eval` and `predict` read TRL-style arguments: `--config recipe.yaml` sets
+fields, `--key value` overrides them. `augment` takes the same endpoint options as `erv judge`
+(`--model --base-url --api-key-env --concurrency --timeout --max-retries --cache ...`).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -25,6 +31,11 @@ SUBCOMMANDS = {
     "train": "fine-tune the verifier from a recipe (configs/verifier_*.yaml)",
     "eval": "per-class P/R/F1, micro/macro F1 and a threshold sweep on labelled text",
     "predict": "label sets and probabilities for many texts",
+    "augment": "LLM-judge data augmentation: `augment pseudo-label` (Figure 6) and `augment complement` (Figure 7)",
+}
+AUGMENT_SUBCOMMANDS = {
+    "pseudo-label": "the judge names up to two emotions for each explanation (verifier training text)",
+    "complement": "two-shot generation of descriptions for rare classes up to a target count",
 }
 
 
@@ -199,6 +210,154 @@ def run_predict(argv: Sequence[str]) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- augment
+
+
+def build_pseudo_label_parser() -> argparse.ArgumentParser:
+    from erv.judge.cli import add_judge_options
+
+    parser = argparse.ArgumentParser(
+        prog="erv verifier augment pseudo-label",
+        description="Pseudo-label explanations with an LLM judge (paper Figure 6: up to two emotions of the "
+                    "dataset's list), resumably. Output: JSONL {id, text, labels, raw, error, judge} that "
+                    "`erv verifier data` / `train` read directly. See docs/verifier.md.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", help="predictions JSONL: the <think> text of each `response` is labelled")
+    source.add_argument("--explanations", help="JSONL of explanations: `id` and `text` (or explanation / reason / think)")
+    parser.add_argument("--dataset", required=True, help="taxonomy whose labels the judge chooses from (DFEW, MAFW, ...)")
+    parser.add_argument("--out", required=True, help="output JSONL; resumed if it exists")
+    add_judge_options(parser)
+    parser.add_argument("--text-key", default=None, help="key of the explanation text (default: response's <think>, "
+                                                         "else text / explanation / reason / think)")
+    parser.add_argument("--allow-unclosed-think", action="store_true",
+                        help="also label a <think> that is never closed (a truncated generation)")
+    parser.add_argument("--limit", type=int, default=None, help="label only the first N explanations")
+    parser.add_argument("--summary-json", default=None, help="also write the counts as JSON here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def build_complement_parser() -> argparse.ArgumentParser:
+    from erv.judge.cli import add_judge_options
+    from erv.verifier.augment import PAPER_RARE_CLASSES
+    from erv.verifier.data import FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="erv verifier augment complement",
+        description="Generate descriptions of rare classes with two-shot prompts (paper Figure 7) until each class "
+                    "has --target examples, counting those already in --data; resumable, de-duplicated. "
+                    "--out holds only the new descriptions. See docs/verifier.md.")
+    parser.add_argument("--data", nargs="+", required=True, help="training data the counts and the two examples come "
+                                                                 "from (any `erv verifier data` format)")
+    parser.add_argument("--dataset", required=True, help="taxonomy of the labels (DFEW, MAFW, ...)")
+    parser.add_argument("--out", required=True, help="output JSONL of generated descriptions; resumed if it exists")
+    parser.add_argument("--classes", nargs="+", default=None,
+                        help=f"classes to complement (default: the paper's {', '.join(PAPER_RARE_CLASSES)} "
+                             f"that the taxonomy has)")
+    parser.add_argument("--target", type=int, default=1000, help="examples per class to reach (default 1000, the paper's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the example draws and request seeds (default 0)")
+    parser.add_argument("--max-rounds", type=int, default=10,
+                        help="rounds of requests at most (each asks for what is still missing; default 10)")
+    parser.add_argument("--no-request-seed", action="store_true",
+                        help="do not send a sampling `seed` per request (for endpoints that reject it; needs --no-cache)")
+    parser.add_argument("--data-format", choices=FORMATS, default="auto", help="format of --data (default: detect)")
+    parser.add_argument("--drop-unknown-labels", action="store_true", help="drop (count) labels of --data outside the taxonomy")
+    add_judge_options(parser, temperature=1.0,
+                      temperature_help="sampling temperature, above 0 (default 1.0; 'none' to omit = the server's default)")
+    parser.add_argument("--summary-json", default=None, help="also write the counts as JSON here")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _print_errors(command: str, errors: Any, count: int) -> None:
+    if count:
+        print(f"{command}: {count} API calls failed:", file=sys.stderr)
+        for message, n in errors.most_common(5):
+            print(f"  {n} x {message}", file=sys.stderr)
+
+
+def run_pseudo_label_command(argv: Sequence[str]) -> int:
+    from dataclasses import asdict
+
+    from erv.judge.cli import judge_config_from_args
+    from erv.records import write_json
+    from erv.verifier.augment import run_pseudo_label
+
+    command = "erv verifier augment pseudo-label"
+    args = build_pseudo_label_parser().parse_args(argv)
+    config = judge_config_from_args(args, args.out)
+    source = args.predictions or args.explanations
+    summary = run_pseudo_label(source, args.dataset, args.out, config, text_key=args.text_key,
+                               allow_unclosed_think=args.allow_unclosed_think, limit=args.limit,
+                               progress=False if args.no_progress else None)
+    _print_errors(command, summary.errors, summary.failed)
+    if summary.file_failed:
+        print(f"{command}: re-run the same command to retry the {summary.file_failed} failed explanations", file=sys.stderr)
+    print(f"{args.out}: {summary.total} explanations with text, {summary.no_text} without (not sent); "
+          f"outside the taxonomy {summary.file_out_of_taxonomy} (kept with labels null), failed {summary.file_failed}; "
+          f"requests sent {summary.requests}")
+    print(f"per class: {_format_counts(summary.label_counts)}")
+    if args.summary_json:
+        data = asdict(summary)
+        data["errors"] = dict(summary.errors)
+        write_json(args.summary_json, data)
+    print(summary.line(), flush=True)
+    return 1 if summary.file_failed else 0
+
+
+def run_complement_command(argv: Sequence[str]) -> int:
+    from dataclasses import asdict
+
+    from erv.judge.cli import judge_config_from_args
+    from erv.records import write_json
+    from erv.verifier.augment import run_complement
+
+    command = "erv verifier augment complement"
+    args = build_complement_parser().parse_args(argv)
+    config = judge_config_from_args(args, args.out)
+    summary = run_complement(args.data, args.dataset, args.out, config, classes=args.classes, target=args.target,
+                             seed=args.seed, request_seed=not args.no_request_seed, max_rounds=args.max_rounds,
+                             data_format=args.data_format, drop_unknown_labels=args.drop_unknown_labels,
+                             progress=False if args.no_progress else None)
+    _print_errors(command, summary.errors, summary.failed)
+    width = max(map(len, summary.after), default=0)
+    print(f"{'class':<{width}}  data  before  after  (target {summary.target})")
+    for label, after in summary.after.items():
+        print(f"{label:<{width}}  {summary.data_counts[label]:>4}  {summary.before[label]:>6}  {after:>5}"
+              + ("" if after >= summary.target else f"  short by {summary.target - after}"))
+    print(f"{args.out}: {summary.requested} requests in {summary.rounds} rounds ({summary.cached} from the cache, "
+          f"{summary.requests} sent), {summary.duplicates} duplicates dropped")
+    if summary.short:
+        why = f"; no progress in two rounds for {', '.join(summary.stalled)}" if summary.stalled else ""
+        print(f"{command}: {len(summary.short)} classes below the target{why}; re-run to continue "
+              f"(raise --max-rounds, check the judge's replies)", file=sys.stderr)
+    if args.summary_json:
+        data = asdict(summary)
+        data["errors"] = dict(summary.errors)
+        data["short"] = summary.short
+        write_json(args.summary_json, data)
+    print(summary.line(), flush=True)
+    return 1 if summary.short else 0
+
+
+def _format_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{label} {n}" for label, n in counts.items())
+
+
+def run_augment(argv: Sequence[str]) -> int:
+    args = list(argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        width = max(map(len, AUGMENT_SUBCOMMANDS))
+        print("\n".join(["usage: erv verifier augment <pseudo-label|complement> [options]", "", "subcommands:"]
+                        + [f"  {n:<{width}}  {h}" for n, h in AUGMENT_SUBCOMMANDS.items()]))
+        return 0
+    if args[0] not in AUGMENT_SUBCOMMANDS:
+        raise ConfigError(f"unknown augment subcommand {args[0]!r}; choose one of {', '.join(AUGMENT_SUBCOMMANDS)}")
+    if args[0] == "pseudo-label":
+        return run_pseudo_label_command(args[1:])
+    return run_complement_command(args[1:])
+
+
 def _usage() -> str:
     width = max(map(len, SUBCOMMANDS))
     lines = ["usage: erv verifier <subcommand> [--config YAML] [--key value ...]", "", "subcommands:"]
@@ -212,15 +371,13 @@ def main(argv: Sequence[str]) -> int:
         print(_usage())
         return 0
     name, rest = args[0], args[1:]
-    if name == "augment":
-        raise ConfigError("`erv verifier augment` needs the LLM judge client, which this version does not have yet")
     if name not in SUBCOMMANDS:
         print(f"erv verifier: error: unknown subcommand {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    if name != "train":
+    if name not in ("train", "augment"):  # augment: the HTTP client logs every request at INFO
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if name == "train":
         from erv.verifier.train import main as train_main
 
         return train_main(rest)
-    return {"data": run_data, "eval": run_eval, "predict": run_predict}[name](rest)
+    return {"data": run_data, "eval": run_eval, "predict": run_predict, "augment": run_augment}[name](rest)
