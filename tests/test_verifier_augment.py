@@ -216,7 +216,11 @@ def test_complement_drops_duplicates_and_reports_a_stalled_class(tmp_path, train
     stuck = "Her face and voice clearly show fear: he backs away and his hands shake."
     lock, disgust_calls = threading.Lock(), []
 
+    seeds: list[int] = []
+
     def responder(body):
+        with lock:
+            seeds.append(body["seed"])
         if body["messages"][-1]["content"].endswith("Target Emotion: fear"):
             return stuck  # the "judge" knows one fear description only
         with lock:
@@ -240,6 +244,15 @@ def test_complement_drops_duplicates_and_reports_a_stalled_class(tmp_path, train
     assert re.search(r"fear\s+2\s+2\s+3\s+short by 2", captured.out)
     assert "10 requests in 3 rounds" in captured.out and "7 duplicates dropped" in captured.out  # 1 disgust + 2 + 2 + 2 fear
     assert "no progress in two rounds for fear" in captured.err
+    # A re-run asks only new draws (the draw counters survive in OUT.draws.json), and still adds no duplicate.
+    assert json.loads((tmp_path / "complement.jsonl.draws.json").read_text()) == {"disgust": 3, "fear": 7}
+    first_run = set(seeds)
+    seeds.clear()
+    with JudgeTestServer(ServerConfig(seed=1, responder=responder)) as server:
+        assert erv_main(["verifier", "augment", "complement", "--data", str(train), "--dataset", "DFEW", "--out",
+                         str(out), "--classes", "disgust", "fear", "--target", "5", *judge_args(server)]) == 1
+    assert len(seeds) == 2 + 2 and not set(seeds) & first_run
+    assert read_jsonl(out) == written
 
 
 def test_complement_prompts_show_two_examples_of_the_class(tmp_path, train):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import random
 import re
 import sys
@@ -39,7 +40,7 @@ from erv.errors import ConfigError, RecordError, TaxonomyError
 from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
 from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseudo_label_prompt
 from erv.judge.run import _BatchWriter as BatchWriter  # batched appends off the event loop
-from erv.records import JsonlAppender, PathLike, iter_json_records, write_jsonl
+from erv.records import JsonlAppender, PathLike, iter_json_records, write_json, write_jsonl
 
 # The classes the paper complements to about 1K examples each (paper-notes §3).
 PAPER_RARE_CLASSES: tuple[str, ...] = ("disgust", "fear", "contempt", "disappointment", "neutral", "helplessness")
@@ -399,6 +400,31 @@ def _sort_generated(records: Iterable[dict[str, Any]], taxonomy: Taxonomy) -> li
     return sorted(records, key=lambda r: (rank[r["labels"][0]], r["draw"]))
 
 
+def draws_file(out: PathLike) -> Path:
+    """Where a complement run keeps the next draw number per class (beside --out): draws that
+    ended as duplicates or failures leave no record in --out, and must not be asked again."""
+    out = Path(out)
+    return out.with_name(out.name + ".draws.json")
+
+
+def _read_draws(path: Path) -> dict[str, int]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable draw counters ({exc}); delete it to continue (earlier requests may "
+                          f"then be asked again and their duplicates dropped)") from None
+    if not isinstance(data, dict) or not all(isinstance(v, int) and v >= 0 for v in data.values()):
+        raise ConfigError(f"{path}: expected an object of class -> next draw number; delete it to continue")
+    return data
+
+
+def _write_draws(path: Path, used: dict[str, int], next_draw: dict[str, int]) -> None:
+    merged = {**used, **{label: max(int(used.get(label, 0)), n) for label, n in next_draw.items()}}
+    write_json(path, dict(sorted(merged.items())))
+
+
 def resolve_classes(classes: Sequence[str] | None, taxonomy: Taxonomy) -> list[str]:
     """Canonical labels of the classes to complement (default: the paper's rare classes in the taxonomy)."""
     if not classes:
@@ -458,7 +484,8 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
     labels) plus the descriptions already in `out`. Each request shows two examples of the class
     drawn from `data` with a generator seeded by `(seed, class, draw number)`, and, unless
     `request_seed=False`, sends a sampling seed derived from the same triple, so every request is
-    distinct (and cacheable). Draw numbers continue across runs. A round asks for exactly the
+    distinct (and cacheable). Draw numbers continue across runs (:func:`draws_file` keeps them),
+    so a re-run never repeats a request. A round asks for exactly the
     missing number per class; replies that duplicate a known text are dropped, and the next
     round asks again, until the targets are met, two rounds in a row bring a class nothing new
     (it is reported as stalled) or `max_rounds` rounds have run.
@@ -498,7 +525,9 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
         if generated or out.exists():
             write_jsonl(out, _sort_generated(generated, taxonomy))
         have = {label: data_counts.get(label, 0) for label in labels}
-        next_draw = {label: 0 for label in labels}
+        draws_path = draws_file(out)
+        used = _read_draws(draws_path)
+        next_draw = {label: int(used.get(label, 0)) for label in labels}
         for record in generated:
             label = record["labels"][0]
             if label in have:
@@ -516,10 +545,14 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
             if client is not None:
                 bar = tqdm(total=sum(need.values()), desc=f"complement {config.model}", unit="req", dynamic_ncols=True,
                            disable=None if progress is None else not progress, file=sys.stderr)
-                with JsonlAppender(out) as appender:
-                    asyncio.run(_complement_rounds(need, pools, next_draw, client, appender, taxonomy, seen, have,
-                                                   int(target), request_seed, seed, int(max_rounds), summary, bar))
-                bar.close()
+                try:
+                    with JsonlAppender(out) as appender:
+                        asyncio.run(_complement_rounds(need, pools, next_draw, client, appender, taxonomy, seen, have,
+                                                       int(target), request_seed, seed, int(max_rounds), summary, bar,
+                                                       lambda: _write_draws(draws_path, used, next_draw)))
+                finally:
+                    bar.close()
+                    _write_draws(draws_path, used, next_draw)
                 summary.requests = client.requests_sent
         finally:
             if client is not None:
@@ -537,7 +570,7 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
 async def _complement_rounds(need: dict[str, int], pools: dict[str, list[_Shot]], next_draw: dict[str, int],
                              client: JudgeClient, appender: JsonlAppender, taxonomy: Taxonomy, seen: set[str],
                              have: dict[str, int], target: int, request_seed: bool, seed: int, max_rounds: int,
-                             summary: ComplementSummary, bar: Any) -> None:
+                             summary: ComplementSummary, bar: Any, save_draws: Any) -> None:
     writer = BatchWriter(appender)
     active = dict(need)
     idle_rounds: Counter = Counter()  # consecutive rounds without a new text, per class
@@ -554,6 +587,7 @@ async def _complement_rounds(need: dict[str, int], pools: dict[str, list[_Shot]]
             if summary.rounds > 1:
                 bar.total = (bar.total or 0) + len(requests)
                 bar.refresh()
+            await asyncio.to_thread(save_draws)  # before sending: a killed run never reuses these draws
             added = await _complement_all(requests, client, writer, taxonomy, seen, have, request_seed, seed, summary, bar)
             still: dict[str, int] = {}
             for label in active:
