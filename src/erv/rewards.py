@@ -18,6 +18,8 @@ never guessed from the video path.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import logging
 import time
@@ -478,9 +480,6 @@ class FGCEReward:
     def compute(self, completions: Sequence[Any], solution: Sequence[object] | None = None,
                 **kwargs: Any) -> list[float | None]:
         """The rewards, from synchronous code (inside a running loop it runs on a helper thread)."""
-        import asyncio
-        import concurrent.futures
-
         async def run() -> list[float | None]:
             try:
                 return await self._score(completions, solution, kwargs)
@@ -503,8 +502,6 @@ class FGCEReward:
 
     async def _score(self, completions: Sequence[Any], solution: Sequence[object] | None,
                      kwargs: dict[str, Any]) -> list[float | None]:
-        import asyncio
-
         from erv.judge.prompts import (JudgeReplyError, fgce_classify_prompt, fgce_score_prompt,
                                        parse_fgce_classification, parse_fgce_score)
 

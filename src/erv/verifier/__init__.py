@@ -7,7 +7,8 @@ Modules, each with one job:
   predict  the batched scoring engine (dedup, length-sorted micro-batches) and label sets
   train    multi-label fine-tuning with the HF `Trainer` from a YAML recipe
   eval     per-class / micro / macro scores and a threshold sweep
-  cli      `erv verifier data|train|eval|predict`
+  augment  LLM-judge augmentation: pseudo-labels (Figure 6), rare-class complements (Figure 7)
+  cli      `erv verifier data|train|eval|predict|augment`
 
 Importing this package is cheap; torch and transformers load with `model`, `train`, ...
 """
