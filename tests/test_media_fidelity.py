@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from erv import media
-from media_clips import ffmpeg_decode_audio, ffmpeg_exe, get_clip
+from media_clips import clip_path, ffmpeg_decode_audio, ffmpeg_exe, get_clip
 
 decord = pytest.importorskip("decord")
 torch.set_num_threads(1)
@@ -63,6 +63,20 @@ def test_frames_bit_identical_to_decord_plus_siglip(tmp_path_factory, siglip_ref
         decoded = media.read_video_frames(path, threads=threads)
         assert decoded.indices == idx
         assert torch.equal(fp(decoded.frames, aspect_ratio=aspect_ratio), expected)
+
+
+@pytest.mark.parametrize("params", [
+    dict(pix_fmt="yuv444p"), dict(pix_fmt="yuv422p"), dict(video_codec="mpeg4"),
+    dict(colorspace=1), dict(color_range=2), dict(size=(202, 114)),
+], ids=["yuv444p", "yuv422p", "mpeg4", "bt709", "full-range", "odd-size"])
+def test_rgb_frames_equal_decord_across_formats(tmp_path_factory, params):
+    settings = dict(seconds=0.6, fps=25, size=(96, 64), audio_rate=None, seed=8)
+    settings.update(params)
+    name = "fmt-" + "-".join(f"{k}{v}" for k, v in sorted(params.items())).replace(" ", "").replace(",", "x")
+    path = clip_path(tmp_path_factory, name, **settings)
+    reader = decord.VideoReader(str(path), num_threads=1)
+    idx = media.uniform_frame_indices(len(reader), 8)
+    assert np.array_equal(np.stack(media.read_video_frames(path).frames), reader.get_batch(idx).asnumpy())
 
 
 def test_decord_backend_and_rotation_match(tmp_path_factory, tmp_path):

@@ -23,9 +23,11 @@ User documentation: docs/media.md.
 
 from __future__ import annotations
 
+import bisect
 import fractions
 import json
 import os
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
@@ -159,15 +161,38 @@ def _check_file(path: str | os.PathLike[str], what: str = "media file") -> str:
     return str(p)
 
 
-def _open_container(path: str):
+def _open_container(path: str, *, fast_probe: bool = True):
+    """Open with PyAV; by default the stream probe does not decode any frame.
+
+    `avformat_find_stream_info` normally decodes several frames of every stream (for H.264
+    enough to guess the reorder delay), which costs as much as decoding a tenth of a short
+    clip, twice when video and audio are read separately. With `skip_frame=all` for the probe
+    decoders the parameters come from the container headers; decoding itself uses fresh
+    codec contexts and is unaffected (tests compare against decord and ffmpeg; the pixel format,
+    unknown until the first frame, is not needed to decode). When a stream's dimensions or
+    sample rate stay unknown, the file is reopened with the normal probe.
+    """
     import av
 
-    try:
-        return av.open(path, metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise MediaError(f"cannot open {path}: corrupt or unsupported media ({exc})") from exc
-    except OSError as exc:
-        raise MediaError(f"cannot open {path}: {exc}") from exc
+    def attempt(options: dict[str, str] | None):
+        try:
+            return av.open(path, metadata_errors="ignore", options=options)
+        except av.FFmpegError as exc:
+            raise MediaError(f"cannot open {path}: corrupt or unsupported media ({exc})") from exc
+        except OSError as exc:
+            raise MediaError(f"cannot open {path}: {exc}") from exc
+
+    if not fast_probe:
+        return attempt(None)
+    container = attempt({"skip_frame": "all"})
+    incomplete = any(
+        (st.type == "video" and not st.codec_context.width)
+        or (st.type == "audio" and (not st.codec_context.sample_rate or not st.codec_context.channels))
+        for st in container.streams if st.type in ("video", "audio") and st.codec_context is not None)
+    if incomplete:
+        container.close()
+        return attempt(None)
+    return container
 
 
 def default_decode_threads() -> int:
@@ -219,38 +244,72 @@ class DecodedFrames:
     source: str
 
 
-def _decode_pyav(path: str, num_frames: int | None, start: float | None, end: float | None,
-                 threads: int) -> DecodedFrames:
-    """Decode only what the sampled frames need, replicating decord's frame numbering.
+class MediaFile:
+    """One pass over a media file: the packets of its video and audio streams, kept in memory.
 
-    decord numbers frames by sorting the stream's packets by pts, and reaches a frame by
-    decoding forward from the current position, or from the frame's keyframe when that differs
-    from the current one. We read the packets once, then feed the decoder from memory with the
-    same plan; packets of frames nobody needs are decoded with `skip_frame=NONREF`, so
-    non-reference frames (most B-frames) are dropped before decoding, which cannot change any
-    other frame. Only the needed frames are converted to RGB (same swscale conversion as decord).
+    Reading both tracks from one open container halves the opening cost when a sample needs
+    frames and audio from the same file (the usual case). Use as a context manager.
     """
-    import av
 
-    container = _open_container(path)
-    try:
+    def __init__(self, path: str | os.PathLike[str], *, video: bool = True, audio: bool = True) -> None:
+        import av
+
+        self.path = _check_file(path, "media file")
+        self._container = _open_container(self.path)
         try:
-            stream = container.streams.best("video")
-        except Exception:  # pragma: no cover - PyAV raises only for odd containers
-            stream = None
+            streams = self._container.streams
+            self.video_stream = streams.best("video") if video and streams.video else None
+            self.audio_stream = streams.best("audio") if audio and streams.audio else None
+            wanted = [st for st in (self.video_stream, self.audio_stream) if st is not None]
+            self.video_packets: list[Any] = []
+            self.audio_packets: list[Any] = []
+            if wanted:
+                video_index = self.video_stream.index if self.video_stream is not None else -1
+                try:
+                    for packet in self._container.demux(wanted):
+                        if packet.size == 0:
+                            continue
+                        (self.video_packets if packet.stream.index == video_index else self.audio_packets).append(packet)
+                except av.FFmpegError as exc:
+                    raise MediaError(f"cannot read {self.path}: corrupt media ({exc})") from exc
+        except BaseException:
+            self._container.close()
+            raise
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "MediaFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ frames
+    def frames(self, num_frames: int | None = NUM_FRAMES, start: float | None = None,
+               end: float | None = None, threads: int = 1) -> DecodedFrames:
+        """Decode only what the sampled frames need, replicating decord's frame numbering.
+
+        decord numbers frames by sorting the stream's packets by pts, and reaches a frame by
+        decoding forward from the current position, or from the frame's keyframe when that
+        differs from the current one. We feed the decoder from the packets in memory with the
+        same plan; packets of frames nobody needs are decoded with `skip_frame=NONREF`, so
+        non-reference frames (most B-frames) are dropped before decoding, which cannot change
+        any other frame. Only the needed frames are converted to RGB (decord's conversion).
+        """
+        import av
+
+        path, stream, packets = self.path, self.video_stream, self.video_packets
         if stream is None:
             raise MediaError(f"{path}: no video stream")
+        if not packets:
+            raise MediaError(f"{path}: the video stream has no frames")
         fps = float(stream.average_rate) if stream.average_rate else 0.0
         if Path(path).suffix.lower() == ".gif":
             fps = GIF_FPS
-        try:
-            packets = [p for p in container.demux(stream) if p.size > 0]
-        except av.FFmpegError as exc:
-            raise MediaError(f"cannot read {path}: corrupt media ({exc})") from exc
-        if not packets:
-            raise MediaError(f"{path}: the video stream has no frames")
         wanted = select_frame_indices(len(packets), fps, num_frames, start, end, source=path)
         targets = sorted(set(wanted))
+        target_set = set(targets)
 
         pts = [p.pts for p in packets]
         by_pts = all(t is not None for t in pts) and len(set(pts)) == len(pts)
@@ -258,72 +317,56 @@ def _decode_pyav(path: str, num_frames: int | None, start: float | None, end: fl
             order = sorted(range(len(pts)), key=lambda k: pts[k])
             display_of_pts = {pts[k]: d for d, k in enumerate(order)}
             packet_display = [display_of_pts[t] for t in pts]
-        else:
-            display_of_pts = {}
-            packet_display = list(range(len(packets)))
-        keys = [k for k, p in enumerate(packets) if p.is_keyframe] if by_pts else []
+            keys = [k for k, p in enumerate(packets) if p.is_keyframe]
+        else:  # no usable timestamps: count frames in output order, no skipping or seeking
+            display_of_pts, packet_display, keys = {}, list(range(len(packets))), []
 
         def keyframe_of(pos: int) -> int:
             # decord's LocateKeyframe: the last key packet count <= pos (0 before the first).
-            best = 0
-            for k in keys:
-                if k <= pos:
-                    best = k
-                else:
-                    break
-            return best
+            i = bisect.bisect_right(keys, pos) - 1
+            return keys[i] if i >= 0 else 0
 
         ctx = stream.codec_context
         if threads > 1:
             ctx.thread_type = "FRAME"
         ctx.thread_count = threads
-        target_set = set(targets)
         got: dict[int, np.ndarray] = {}
-        turns: int | None = None
-        next_packet = 0
-        out_count = 0           # frames output since the last (re)start, for pts-less streams
-        restart_display = 0
-        position = 0            # decord's curr_frame_: display index of the next frame out
+        state = {"turns": None, "out": 0, "position": 0}   # position = decord's curr_frame_
 
         def take(frame: Any) -> None:
-            nonlocal turns, out_count, position
-            if by_pts:
-                d = display_of_pts.get(frame.pts)
-                if d is None:
-                    return
-            else:
-                d = restart_display + out_count
-            out_count += 1
-            position = d + 1
+            d = display_of_pts.get(frame.pts) if by_pts else state["out"]
+            state["out"] += 1
+            if d is None:
+                return
+            state["position"] = d + 1
             if d in target_set and d not in got:
-                if turns is None:
-                    turns = _rotation_turns(frame)
+                if state["turns"] is None:
+                    state["turns"] = _rotation_turns(frame)
                 rgb = frame.to_ndarray(format="rgb24")
-                if turns:
-                    rgb = np.ascontiguousarray(np.rot90(rgb, turns))
+                if state["turns"]:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, state["turns"]))
                 got[d] = rgb
 
+        next_packet = 0
         try:
             for target in targets:
                 if target in got:
                     continue
+                position = state["position"]
                 if by_pts and (keyframe_of(target) != keyframe_of(position) or target < position):
                     ctx.flush_buffers()
-                    next_packet = keyframe_of(target)
-                    position = next_packet
+                    next_packet = state["position"] = keyframe_of(target)
                 while target not in got and next_packet < len(packets):
-                    packet = packets[next_packet]
-                    next_packet += 1
                     if by_pts:
-                        ctx.skip_frame = "DEFAULT" if packet_display[next_packet - 1] in target_set else "NONREF"
-                    for frame in ctx.decode(packet):
+                        ctx.skip_frame = "DEFAULT" if packet_display[next_packet] in target_set else "NONREF"
+                    for frame in ctx.decode(packets[next_packet]):
                         take(frame)
+                    next_packet += 1
                 if target not in got:
                     ctx.skip_frame = "DEFAULT"
                     for frame in ctx.decode(None):
                         take(frame)
-                    if target not in got:
-                        break
+                    break
         except av.FFmpegError as exc:
             raise MediaError(f"cannot decode {path}: corrupt video data ({exc})") from exc
         missing = [t for t in targets if t not in got]
@@ -331,8 +374,76 @@ def _decode_pyav(path: str, num_frames: int | None, start: float | None, end: fl
             raise MediaError(f"{path}: could not decode frame(s) {missing} of {len(packets)} "
                              f"(truncated or corrupt video)")
         return DecodedFrames([got[i] for i in wanted], wanted, len(packets), fps, path)
-    finally:
-        container.close()
+
+    # ------------------------------------------------------------------ audio
+    def audio(self) -> np.ndarray:
+        """16 kHz mono float32 equal to `ffmpeg -i path -ac 1 -ar 16000 -f f32le -`.
+
+        Decoded samples past the stream's end (start time + duration, i.e. the encoder's end
+        padding that the container's edit list excludes) are dropped, or past each packet's
+        duration when the stream has none; the rest is concatenated and converted in a single
+        libswresample pass (down-mix with FFmpeg's default matrix, e.g. (L + R) / sqrt(2) for
+        stereo, then resampling) followed by a flush: what the ffmpeg command line does.
+        """
+        import av
+
+        path, stream = self.path, self.audio_stream
+        if stream is None:
+            raise AudioMissingError(f"{path}: no audio track")
+        tb = stream.time_base
+        end_ts = None
+        if stream.duration is not None and tb is not None:
+            end_ts = (stream.start_time or 0) + stream.duration
+            tb_num, tb_den = tb.numerator, tb.denominator
+        ctx = stream.codec_context
+        chunks: list[np.ndarray] = []
+        fmt = layout = None
+        rate = 0
+
+        def take(frame: Any) -> None:
+            nonlocal fmt, layout, rate
+            data = frame.to_ndarray()
+            if not frame.format.is_planar:
+                data = data.reshape(-1, len(frame.layout.channels)).T
+            keep = data.shape[1]
+            if end_ts is not None and frame.pts is not None:
+                # samples before the stream end, rounded to nearest, in integer arithmetic
+                left = (end_ts - frame.pts) * tb_num * frame.sample_rate
+                keep = min(keep, (2 * left + tb_den) // (2 * tb_den))
+            elif getattr(frame, "duration", None) and frame.time_base:
+                keep = min(keep, int(round(float(frame.duration * frame.time_base) * frame.sample_rate)))
+            if keep <= 0:
+                return
+            chunks.append(data[:, :keep])
+            if fmt is None:
+                fmt, layout, rate = frame.format.name, frame.layout.name, frame.sample_rate
+
+        try:
+            for packet in self.audio_packets:
+                for frame in ctx.decode(packet):
+                    take(frame)
+            for frame in ctx.decode(None):
+                take(frame)
+        except av.FFmpegError as exc:
+            raise MediaError(f"cannot decode the audio of {path}: corrupt audio data ({exc})") from exc
+        if not chunks:
+            raise AudioMissingError(f"{path}: the audio track is empty")
+
+        data = np.ascontiguousarray(np.concatenate(chunks, axis=1))
+        planar = fmt if fmt.endswith("p") else fmt + "p"
+        if data.shape[0] == 1:
+            layout = "mono"
+        frame = av.AudioFrame.from_ndarray(data, format=planar, layout=layout)
+        frame.sample_rate = rate
+        frame.pts = 0
+        frame.time_base = fractions.Fraction(1, rate)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+        wave = np.concatenate(out) if out else np.zeros(0, np.float32)
+        if not np.isfinite(wave).all():
+            raise MediaError(f"{path}: the decoded audio contains NaN or infinite samples (corrupt track)")
+        return wave.astype(np.float32, copy=False)
 
 
 def _decode_decord(path: str, num_frames: int | None, start: float | None, end: float | None,
@@ -423,7 +534,8 @@ def read_video_frames(video: VideoInput, *, num_frames: int | None = NUM_FRAMES,
         n_threads = _resolve_threads(threads)
         if backend == "decord":
             return _decode_decord(name, num_frames, start, end, n_threads)
-        return _decode_pyav(name, num_frames, start, end, n_threads)
+        with MediaFile(name, audio=False) as mf:
+            return mf.frames(num_frames, start, end, n_threads)
 
     where = "video frames"
     if isinstance(video, np.ndarray):
@@ -533,16 +645,22 @@ class FrameProcessor:
             return np.asarray(frame)
         return np.asarray(Image.fromarray(frame).resize((self.width, self.height), resample=self.resample))
 
-    def __call__(self, frames: Sequence[np.ndarray], aspect_ratio: AspectRatio = None) -> torch.Tensor:
-        """(T, 3, H, W) float32 pixel values for RGB uint8 frames."""
+    def __call__(self, frames: Sequence[np.ndarray], aspect_ratio: AspectRatio = None, *,
+                 pool: Executor | None = None) -> torch.Tensor:
+        """(T, 3, H, W) float32 pixel values for RGB uint8 frames.
+
+        With a thread `pool` the frames are resized in parallel (PIL releases the GIL).
+        """
         if aspect_ratio not in ASPECT_RATIOS:
             raise ConfigError(f"aspect_ratio must be 'pad' or None, got {aspect_ratio!r}")
-        resized = []
-        for f in frames:
-            f = np.asarray(f)
+
+        def prepare(frame: np.ndarray) -> np.ndarray:
+            frame = np.asarray(frame)
             if aspect_ratio == "pad":
-                f = expand_to_square(f, self.pad_fill)
-            resized.append(self.resize(f))
+                frame = expand_to_square(frame, self.pad_fill)
+            return self.resize(frame)
+
+        resized = list(pool.map(prepare, frames)) if pool is not None else [prepare(f) for f in frames]
         sizes = {r.shape for r in resized}
         if len(sizes) != 1:
             raise MediaError(f"frames have different sizes after preprocessing: {sorted(sizes)}")
@@ -589,61 +707,6 @@ def _crop_waveform(wave: np.ndarray, start: float | None, end: float | None) -> 
     return wave[lo:hi]
 
 
-def _decode_audio_ffmpeg(path: str) -> np.ndarray:
-    """16 kHz mono float32 equal to `ffmpeg -i path -ac 1 -ar 16000 -f f32le -`.
-
-    The decoded frames are trimmed to their packet durations (the container's end padding),
-    concatenated, and converted in a single libswresample pass (downmix with FFmpeg's default
-    matrix, e.g. (L + R) / sqrt(2) for stereo, then resampling) followed by a flush, which is
-    what the ffmpeg command line does.
-    """
-    import av
-
-    container = _open_container(path)
-    try:
-        if not container.streams.audio:
-            raise AudioMissingError(f"{path}: no audio track")
-        stream = container.streams.audio[0]
-        chunks: list[np.ndarray] = []
-        fmt = layout = None
-        rate = 0
-        try:
-            for frame in container.decode(stream):
-                data = frame.to_ndarray()
-                if not frame.format.is_planar:
-                    data = data.reshape(-1, len(frame.layout.channels)).T
-                duration = getattr(frame, "duration", None)
-                if duration and frame.time_base and frame.sample_rate:
-                    keep = int(round(float(duration * frame.time_base) * frame.sample_rate))
-                    if 0 < keep < data.shape[1]:
-                        data = data[:, :keep]
-                chunks.append(data)
-                if fmt is None:
-                    fmt, layout, rate = frame.format.name, frame.layout.name, frame.sample_rate
-        except av.FFmpegError as exc:
-            raise MediaError(f"cannot decode the audio of {path}: corrupt audio data ({exc})") from exc
-        if not chunks or sum(c.shape[1] for c in chunks) == 0:
-            raise AudioMissingError(f"{path}: the audio track is empty")
-    finally:
-        container.close()
-
-    planar = fmt if fmt.endswith("p") else fmt + "p"
-    data = np.ascontiguousarray(np.concatenate(chunks, axis=1))
-    if data.shape[0] == 1 and layout not in ("mono",):
-        layout = "mono"
-    frame = av.AudioFrame.from_ndarray(data, format=planar, layout=layout)
-    frame.sample_rate = rate
-    frame.pts = 0
-    frame.time_base = fractions.Fraction(1, rate)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-    out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-    wave = np.concatenate(out) if out else np.zeros(0, np.float32)
-    if not np.isfinite(wave).all():
-        raise MediaError(f"{path}: the decoded audio contains NaN or infinite samples (corrupt track)")
-    return wave.astype(np.float32, copy=False)
-
-
 def _decode_audio_reference(path: str) -> np.ndarray:
     """decord `AudioReader(path, sample_rate=16000)`, channel mean, NaN -> -1.5 (the reference).
 
@@ -651,12 +714,9 @@ def _decode_audio_reference(path: str) -> np.ndarray:
     tracks: correct for about the first 0.9 s, then garbage (see docs/media.md). Use only to
     reproduce the released checkpoints' training/evaluation input.
     """
-    container = _open_container(path)
-    try:
-        if not container.streams.audio:
+    with MediaFile(path, video=False, audio=True) as mf:
+        if mf.audio_stream is None:
             raise AudioMissingError(f"{path}: no audio track")
-    finally:
-        container.close()
     try:
         import decord
     except ImportError as exc:  # pragma: no cover - decord is a pinned dependency
@@ -683,7 +743,11 @@ def read_audio(source: str | os.PathLike[str], *, mode: AudioMode = "ffmpeg",
     if mode not in AUDIO_MODES:
         raise ConfigError(f"unknown audio mode {mode!r}; choose one of {AUDIO_MODES}")
     path = _check_file(source, "media file")
-    wave = _decode_audio_reference(path) if mode == "reference" else _decode_audio_ffmpeg(path)
+    if mode == "reference":
+        wave = _decode_audio_reference(path)
+    else:
+        with MediaFile(path, video=False, audio=True) as mf:
+            wave = mf.audio()
     return _crop_waveform(wave, start, end)
 
 
@@ -835,34 +899,67 @@ class MediaProcessor:
             raise MediaError(f"audio arrays must be 1-D 16 kHz mono waveforms, got shape {wave.shape}")
         return _crop_waveform(wave, start, end)
 
+    def _missing(self, exc: AudioMissingError) -> np.ndarray | None:
+        """Apply the missing-audio policy: the substitute waveform, None to skip, or raise."""
+        if self.on_missing_audio == "error":
+            raise exc
+        if self.on_missing_audio == "skip":
+            return None
+        return np.zeros(int(MISSING_AUDIO_SECONDS * SAMPLE_RATE), dtype=np.float32)
+
+    def _features(self, wave: np.ndarray) -> torch.Tensor:
+        if self.feature_extractor is None:
+            raise ConfigError("this MediaProcessor has no Whisper feature extractor")
+        return self.feature_extractor(wave)
+
     def audio(self, audio: AudioInput, *, start: float | None = None,
               end: float | None = None) -> tuple[torch.Tensor | None, bool]:
         """(features, audio_missing) under the missing-audio policy; features None means skip."""
-        if self.feature_extractor is None:
-            raise ConfigError("this MediaProcessor has no Whisper feature extractor")
         try:
-            wave = self.waveform(audio, start=start, end=end)
-            missing = False
-        except AudioMissingError:
-            if self.on_missing_audio == "error":
-                raise
-            if self.on_missing_audio == "skip":
+            wave, missing = self.waveform(audio, start=start, end=end), False
+        except AudioMissingError as exc:
+            wave, missing = self._missing(exc), True
+            if wave is None:
                 return None, True
-            wave = np.zeros(int(MISSING_AUDIO_SECONDS * SAMPLE_RATE), dtype=np.float32)
-            missing = True
-        return self.feature_extractor(wave), missing
+        return self._features(wave), missing
 
     def load(self, video: VideoInput | None, audio: AudioInput = None, *, start: float | None = None,
              end: float | None = None, with_audio: bool = True, with_video: bool = True,
              aspect_ratio: AspectRatio | str = "default") -> MediaSample | None:
         """Frames and Whisper features of one sample; None when skipped by the missing-audio policy.
 
-        `audio=None` reads the audio track of the video file itself (the reference's behaviour).
+        `audio=None` reads the audio track of the video file itself (the reference's behaviour);
+        then both tracks come from one pass over the file.
         """
+        ratio = self.aspect_ratio if aspect_ratio == "default" else aspect_ratio
+        is_file = isinstance(video, (str, os.PathLike)) and not Path(video).is_dir()
+        if (with_video and with_audio and audio is None and is_file
+                and self.video_backend == "pyav" and self.audio_mode == "ffmpeg"):
+            threads = _resolve_threads(self.decode_threads)
+            with MediaFile(video) as mf:  # type: ignore[arg-type]
+                if mf.audio_stream is None and self.on_missing_audio != "zeros":
+                    # decide before decoding any frame: raise, or skip the sample
+                    if self._missing(AudioMissingError(f"{mf.path}: no audio track")) is None:
+                        return None
+                if threads > 1:
+                    # audio (decode + features) and frame resizing overlap the video decoding
+                    with ThreadPoolExecutor(max_workers=2) as pool:
+                        audio_job = pool.submit(self._file_audio, mf, start, end)
+                        decoded = mf.frames(self.num_frames, start, end, threads)
+                        pixels = self.frame_processor(decoded.frames, aspect_ratio=ratio, pool=pool)  # type: ignore[arg-type]
+                        features, missing = audio_job.result()
+                else:
+                    decoded = mf.frames(self.num_frames, start, end, threads)
+                    features, missing = self._file_audio(mf, start, end)
+                    pixels = self.frame_processor(decoded.frames, aspect_ratio=ratio)  # type: ignore[arg-type]
+            if features is None:
+                return None
+            return self._sample(pixels, features, missing, decoded.indices, decoded.source)
+
         if with_video:
             if video is None:
                 raise MediaError("no video given")
-            pixels, decoded = self.frames(video, start=start, end=end, aspect_ratio=aspect_ratio)
+            pixels, decoded = self.frames(video, start=start, end=end, aspect_ratio=ratio)
             indices, source = decoded.indices, decoded.source
         else:
             pixels, indices = self.dummy_frames(), None
@@ -877,5 +974,19 @@ class MediaProcessor:
             features, missing = self.audio(audio_source, start=start, end=end)
             if features is None:
                 return None
+        return self._sample(pixels, features, missing, indices, source)
+
+    def _file_audio(self, mf: "MediaFile", start: float | None,
+                    end: float | None) -> tuple[torch.Tensor | None, bool]:
+        try:
+            wave, missing = _crop_waveform(mf.audio(), start, end), False
+        except AudioMissingError as exc:
+            wave, missing = self._missing(exc), True
+            if wave is None:
+                return None, True
+        return self._features(wave), missing
+
+    def _sample(self, pixels: torch.Tensor, features: torch.Tensor | None, missing: bool,
+                indices: list[int] | None, source: str | None) -> MediaSample:
         notes = [f"no audio track: {self.on_missing_audio} policy"] if missing else []
         return MediaSample(pixels, features, missing, indices, source, notes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fractions
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -25,12 +26,11 @@ def _scene(width: int, height: int, rng: np.random.Generator, pan: int) -> np.nd
     return np.clip(tex, 0, 255).astype(np.uint8)
 
 
-def synthetic_frames(num_frames: int, width: int, height: int, *, seed: int = 0) -> np.ndarray:
-    """(T, H, W, 3) uint8 frames of the panning scene (deterministic for a seed)."""
+def iter_synthetic_frames(num_frames: int, width: int, height: int, *, seed: int = 0) -> Iterator[np.ndarray]:
+    """(H, W, 3) uint8 frames of the panning scene, one at a time (deterministic for a seed)."""
     rng = np.random.default_rng(seed)
     pan = max(8, 2 * num_frames)
     tex = _scene(width, height, rng, pan)
-    out = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for i in range(num_frames):
         ox = (2 * i) % pan
         oy = int(16 + 12 * np.sin(i / 15))
@@ -39,8 +39,12 @@ def synthetic_frames(num_frames: int, width: int, height: int, *, seed: int = 0)
         cy = int(height / 2 + height / 4 * np.cos(i / 17))
         bw, bh = max(2, width // 20), max(2, height // 9)
         img[max(0, cy - bh):cy + bh, max(0, cx - bw):cx + bw] = (220, 180 - (i % 50), 120)
-        out[i] = img
-    return out
+        yield img
+
+
+def synthetic_frames(num_frames: int, width: int, height: int, *, seed: int = 0) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames of the panning scene (deterministic for a seed)."""
+    return np.stack(list(iter_synthetic_frames(num_frames, width, height, seed=seed)))
 
 
 def synthetic_waveform(seconds: float, sample_rate: int, channels: int, *, seed: int = 0) -> np.ndarray:
@@ -59,11 +63,13 @@ def synthetic_waveform(seconds: float, sample_rate: int, channels: int, *, seed:
 def write_clip(path: str | os.PathLike[str], *, seconds: float = 2.0, fps: int = 25,
                size: tuple[int, int] = (160, 96), audio_rate: int | None = 48000, channels: int = 2,
                gop: int | None = None, crf: int = 23, seed: int = 0,
-               video_codec: str = "libx264") -> Path:
+               video_codec: str = "libx264", pix_fmt: str = "yuv420p",
+               colorspace: int | None = None, color_range: int | None = None) -> Path:
     """Write an MP4 with an H.264 video track and (unless `audio_rate` is None) an AAC track.
 
     `size` is (width, height). `gop` sets the keyframe interval (x264's default is 250).
-    Returns the path.
+    `colorspace` / `color_range` tag the stream (FFmpeg's AVColorSpace / AVColorRange values,
+    e.g. 1 = BT.709, 2 = full range). Returns the path.
     """
     import av
 
@@ -71,11 +77,14 @@ def write_clip(path: str | os.PathLike[str], *, seconds: float = 2.0, fps: int =
     path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
     n_frames = max(1, int(round(seconds * fps)))
-    frames = synthetic_frames(n_frames, width, height, seed=seed)
     with av.open(str(path), "w") as out:
         vs = out.add_stream(video_codec, rate=fps)
         vs.width, vs.height = width, height
-        vs.pix_fmt = "yuv420p"
+        vs.pix_fmt = pix_fmt
+        if colorspace is not None:
+            vs.codec_context.colorspace = colorspace
+        if color_range is not None:
+            vs.codec_context.color_range = color_range
         if video_codec == "libx264":
             vs.options = {"preset": "veryfast", "crf": str(crf)}
         if gop:
@@ -90,8 +99,8 @@ def write_clip(path: str | os.PathLike[str], *, seconds: float = 2.0, fps: int =
             audio = synthetic_waveform(seconds, audio_rate, channels, seed=seed)
         a_pos = 0
         a_chunk = 1024
-        for i in range(n_frames):
-            for packet in vs.encode(av.VideoFrame.from_ndarray(frames[i], format="rgb24")):
+        for i, image in enumerate(iter_synthetic_frames(n_frames, width, height, seed=seed)):
+            for packet in vs.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 out.mux(packet)
             # interleave audio up to the current video time, as real files are
             while astream is not None and a_pos < audio.shape[1] and a_pos < (i + 1) * audio_rate / fps:
