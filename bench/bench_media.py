@@ -125,25 +125,48 @@ class MediaOnlyDataset(torch.utils.data.Dataset):
         return s.pixel_values, s.audio_features
 
 
-def loader_rates(dataset, worker_counts: tuple[int, ...], epochs: int, batch_size: int) -> dict[int, float]:
-    """Samples/s per worker count; timed epochs alternate between the loaders so that load
-    changes on a shared machine hit all of them alike."""
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes (Linux /proc); 0 where unavailable."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def loader_rates(dataset, worker_counts: tuple[int, ...], epochs: int,
+                 batch_size: int) -> dict[int, tuple[float, float]]:
+    """(samples/s, worker CPU ms per sample) per worker count.
+
+    Timed epochs alternate between the loaders so that load changes on a shared machine hit
+    all of them alike. The CPU time per sample, summed over a loader's workers, shows whether
+    more workers do more work per sample (they should not): then any shortfall in scaling is
+    cores taken by other processes, not the pipeline.
+    """
     loaders = {w: torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=w,
                                               persistent_workers=True, prefetch_factor=2)
                for w in worker_counts}
-    for loader in loaders.values():  # warm-up epoch: worker start-up and first-touch costs
+    iterators = {}
+    for w, loader in loaders.items():  # warm-up epoch: worker start-up and first-touch costs
         for _ in loader:
             pass
+        iterators[w] = loader._iterator  # persistent: the same worker processes every epoch
     seconds = {w: 0.0 for w in worker_counts}
+    cpu = {w: 0.0 for w in worker_counts}
     samples = {w: 0 for w in worker_counts}
     for _ in range(epochs):
         for w, loader in loaders.items():
-            t0 = time.perf_counter()
+            pids = [p.pid for p in getattr(iterators[w], "_workers", [])]
+            c0, t0 = _cpu_seconds(pids), time.perf_counter()
             for pixels, _feats in loader:
                 samples[w] += pixels.shape[0]
             seconds[w] += time.perf_counter() - t0
-    del loaders
-    return {w: samples[w] / seconds[w] for w in worker_counts}
+            cpu[w] += _cpu_seconds(pids) - c0
+    del loaders, iterators
+    return {w: (samples[w] / seconds[w], 1000 * cpu[w] / samples[w]) for w in worker_counts}
 
 
 def audio_evidence(clips, extractor) -> list[tuple[str, float, float]]:
@@ -214,11 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_loader:
         dataset = MediaOnlyDataset(clips, media.MediaProcessor(fp, media.AudioFeatureExtractor(extractor)))
         rates = loader_rates(dataset, (1, 2), args.epochs, args.batch_size)
-        r1, r2 = rates[1], rates[2]
+        (r1, c1), (r2, c2) = rates[1], rates[2]
         print(f"\nDataLoader (batch {args.batch_size}, {args.epochs} timed epochs each after a warm-up, "
               f"alternating between the two loaders; decode threads auto = 1 per worker):")
-        print(f"  1 worker : {r1:6.2f} samples/s")
-        print(f"  2 workers: {r2:6.2f} samples/s  -> scaling x{r2 / r1:.2f}")
+        print(f"  1 worker : {r1:6.2f} samples/s   worker CPU {c1:6.1f} ms/sample")
+        print(f"  2 workers: {r2:6.2f} samples/s   worker CPU {c2:6.1f} ms/sample  -> scaling x{r2 / r1:.2f}")
 
     print(f"\nload average at the end: {_load()} (other processes share these cores)")
     print("\naudio fidelity (first 6 clips): correlation of decord's 16 kHz mono with ffmpeg's decode, "

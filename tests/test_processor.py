@@ -17,6 +17,7 @@ from erv.model.processor import (
     sft_user_turn,
     strip_modal_tags,
 )
+from erv.media import uniform_frame_indices
 from media_clips import get_clip
 
 torch.set_num_threads(1)
@@ -204,3 +205,20 @@ def test_training_example_masks_the_prompt(processor):
 def test_record_instruction_helpers():
     assert strip_modal_tags("<video>\n<audio>\nWhich emotion?") == "Which emotion?"
     assert sft_user_turn("<video>\n<audio>\nQ", wrap=False) == "<video>\n<audio>\n\n\nQ"
+
+
+def test_modal_media_and_crop_window(processor, tmp_path_factory):
+    clip = str(get_clip(tmp_path_factory, "stereo48k"))
+    video_only = processor(clip, "q", modal="video")
+    assert "audio_input_features" not in video_only
+    assert video_only["pixel_values_videos"].shape == (1, 8, 3, 48, 48)
+    audio_only = processor(None, "q", clip, modal="audio")
+    assert audio_only["pixel_values_videos"].shape == (1, 32, 3, 48, 48)     # reference's dummy video
+    assert not audio_only["pixel_values_videos"].any()
+    assert audio_only["audio_input_features"].shape == (1, 128, 100)
+    cropped = processor(clip, "q", starts=0.4, ends=1.2)
+    direct = processor.media.load(clip, start=0.4, end=1.2)
+    assert torch.equal(cropped["pixel_values_videos"][0], direct.pixel_values)
+    assert direct.frame_indices == [9 + i for i in uniform_frame_indices(21, 8)]   # frames 9..29
+    with pytest.raises(ConfigError, match="image"):
+        processor(clip, "q", modal="image")

@@ -6,8 +6,10 @@ stereo or non-16 kHz tracks and silently replaces unreadable audio with 10 s of 
 
 * frame indices are the reference's (`uniform_frame_indices`, `crop_frame_range`);
 * frames decode with PyAV by default, bit-identical to decord's `VideoReader(num_threads=1)`
-  RGB output but faster (only the needed frames are converted, unneeded non-reference frames
-  are not decoded at all, optional decoder threads); `video_backend="decord"` uses decord;
+  RGB output but faster (`MediaFile`: one pass over the file for frames and audio, a stream
+  probe that decodes nothing, unneeded non-reference frames not decoded at all, only the
+  needed frames converted, optional decoder and helper threads); `video_backend="decord"`
+  uses decord itself;
 * SigLIP preprocessing (`FrameProcessor`) equals transformers' PIL `SiglipImageProcessor` bit
   for bit, with the training-time square padding (`aspect_ratio="pad"`) or none (inference);
 * audio decodes in-process to 16 kHz mono exactly as `ffmpeg -i clip -ac 1 -ar 16000` does

@@ -383,8 +383,11 @@ class HumanOmniProcessor:
         modal = self._modal(modal)
         if isinstance(video, MediaSample):
             return video
+        if modal == "image":
+            raise ConfigError("image inputs are not supported (HumanOmni checkpoints here are video models); "
+                              "pass the image as a one-frame video with modal='video'")
         return self.media.load(video, audio, start=start, end=end, aspect_ratio=aspect_ratio,
-                               with_video=modal in ("video_audio", "video", "image"),
+                               with_video=modal in ("video_audio", "video"),
                                with_audio=modal in ("video_audio", "audio"))
 
     # ---------------------------------------------------------------- the call
@@ -392,8 +395,8 @@ class HumanOmniProcessor:
                  audios: Any = None, *, questions: str | Sequence[str] | None = None,
                  modal: str | None = None, prompt_style: str | None = None,
                  aspect_ratio: AspectRatio | str = "default", padding_side: str = "left",
-                 starts: Sequence[float | None] | None = None,
-                 ends: Sequence[float | None] | None = None) -> BatchFeature:
+                 starts: Sequence[float | None] | float | None = None,
+                 ends: Sequence[float | None] | float | None = None) -> BatchFeature:
         """Model inputs for a batch (or one sample when `instructions` is a string).
 
         `videos`: paths (video file or frame folder), frame arrays/lists, or preloaded
@@ -411,13 +414,15 @@ class HumanOmniProcessor:
         vids = [videos] if single else (list(videos) if videos is not None else [None] * n)
         auds = [audios] if single else (list(audios) if audios is not None else [None] * n)
         ques = ([questions] if isinstance(questions, str) else list(questions)) if questions is not None else [None] * n
+        if single:
+            starts, ends = [starts], [ends]  # one sample: a start and an end in seconds (or None)
         starts = list(starts) if starts is not None else [None] * n
         ends = list(ends) if ends is not None else [None] * n
         for name, seq in (("videos", vids), ("audios", auds), ("questions", ques), ("starts", starts), ("ends", ends)):
             if len(seq) != n:
                 raise ConfigError(f"{name} has {len(seq)} entries for {n} instructions")
         style, modal = self._style(prompt_style), self._modal(modal)
-        needs_video = modal in ("video_audio", "video", "image")
+        needs_video = modal in ("video_audio", "video")
         kept, skipped, samples, prompts = [], [], [], []
         for i in range(n):
             if needs_video and vids[i] is None:
