@@ -133,9 +133,12 @@ def test_audio_is_16k_mono_of_clip_length(tmp_path_factory, name, seconds):
     assert 0.05 < float(np.abs(wave).max()) < 1.0
 
 
-def test_audio_crop_and_features_shape(tmp_path_factory, features):
+def test_audio_crop_and_features_shape(tmp_path_factory, features, frame_processor):
     path = get_clip(tmp_path_factory, "stereo48k")
     assert len(media.read_audio(path, start=0.5, end=1.5)) == 16000
+    # a window past the end of the track is missing audio, not silent audio
+    with pytest.raises(media.AudioMissingError, match="no audio in the window"):
+        media.read_audio(path, start=5.0, end=6.0)
     feats = features(media.read_audio(path))
     assert feats.shape == (128, 3000) and feats.dtype == torch.float32
     assert float(feats.max()) <= 2.5 and float(feats.min()) >= float(feats.max()) - 2.0 - 1e-6

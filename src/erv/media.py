@@ -695,8 +695,13 @@ def _load_preprocessor_config(location: str | os.PathLike[str], what: str) -> di
 # Audio decoding
 # --------------------------------------------------------------------------------------------
 
-def _crop_waveform(wave: np.ndarray, start: float | None, end: float | None) -> np.ndarray:
-    # Reference semantics (process_audio): only when both bounds are given.
+def _crop_waveform(wave: np.ndarray, start: float | None, end: float | None,
+                   source: str = "audio") -> np.ndarray:
+    """Reference semantics (process_audio): crop only when both bounds are given.
+
+    A window that holds no sample is missing audio (the reference would silently feed
+    silence), so it raises :class:`AudioMissingError` and the missing-audio policy applies.
+    """
     if start is None or end is None:
         return wave
     start, end = max(start, 0.0), max(end, 0.0)
@@ -706,7 +711,18 @@ def _crop_waveform(wave: np.ndarray, start: float | None, end: float | None) -> 
         end = start + 1
     lo = max(0, int(start * SAMPLE_RATE))
     hi = min(len(wave), int(end * SAMPLE_RATE))
+    if hi <= lo:
+        raise AudioMissingError(f"{source}: no audio in the window start={start}, end={end} s "
+                                f"(the track lasts {len(wave) / SAMPLE_RATE:.2f} s)")
     return wave[lo:hi]
+
+
+def _has_audio_track(path: str) -> bool:
+    container = _open_container(path)
+    try:
+        return bool(container.streams.audio)
+    finally:
+        container.close()
 
 
 def _decode_audio_reference(path: str) -> np.ndarray:
@@ -716,9 +732,8 @@ def _decode_audio_reference(path: str) -> np.ndarray:
     tracks: correct for about the first 0.9 s, then garbage (see docs/media.md). Use only to
     reproduce the released checkpoints' training/evaluation input.
     """
-    with MediaFile(path, video=False, audio=True) as mf:
-        if mf.audio_stream is None:
-            raise AudioMissingError(f"{path}: no audio track")
+    if not _has_audio_track(path):
+        raise AudioMissingError(f"{path}: no audio track")
     try:
         import decord
     except ImportError as exc:  # pragma: no cover - decord is a pinned dependency
@@ -750,7 +765,7 @@ def read_audio(source: str | os.PathLike[str], *, mode: AudioMode = "ffmpeg",
     else:
         with MediaFile(path, video=False, audio=True) as mf:
             wave = mf.audio()
-    return _crop_waveform(wave, start, end)
+    return _crop_waveform(wave, start, end, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -981,7 +996,7 @@ class MediaProcessor:
     def _file_audio(self, mf: "MediaFile", start: float | None,
                     end: float | None) -> tuple[torch.Tensor | None, bool]:
         try:
-            wave, missing = _crop_waveform(mf.audio(), start, end), False
+            wave, missing = _crop_waveform(mf.audio(), start, end, mf.path), False
         except AudioMissingError as exc:
             wave, missing = self._missing(exc), True
             if wave is None:
