@@ -29,10 +29,10 @@ import bisect
 import fractions
 import json
 import os
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence, Union
 
 import numpy as np
 import torch
@@ -289,7 +289,8 @@ class MediaFile:
 
     # ------------------------------------------------------------------ frames
     def frames(self, num_frames: int | None = NUM_FRAMES, start: float | None = None,
-               end: float | None = None, threads: int = 1) -> DecodedFrames:
+               end: float | None = None, threads: int = 1,
+               on_frame: Callable[[int, np.ndarray], None] | None = None) -> DecodedFrames:
         """Decode only what the sampled frames need, replicating decord's frame numbering.
 
         decord numbers frames by sorting the stream's packets by pts, and reaches a frame by
@@ -298,6 +299,8 @@ class MediaFile:
         same plan; packets of frames nobody needs are decoded with `skip_frame=NONREF`, so
         non-reference frames (most B-frames) are dropped before decoding, which cannot change
         any other frame. Only the needed frames are converted to RGB (decord's conversion).
+        `threads` > 1 uses FFmpeg frame threads; `on_frame(index, rgb)` is called as soon as
+        each needed frame is available (to overlap its preprocessing with the decoding).
         """
         import av
 
@@ -348,6 +351,8 @@ class MediaFile:
                 if state["turns"]:
                     rgb = np.ascontiguousarray(np.rot90(rgb, state["turns"]))
                 got[d] = rgb
+                if on_frame is not None:
+                    on_frame(d, rgb)
 
         next_packet = 0
         try:
@@ -647,22 +652,17 @@ class FrameProcessor:
             return np.asarray(frame)
         return np.asarray(Image.fromarray(frame).resize((self.width, self.height), resample=self.resample))
 
-    def __call__(self, frames: Sequence[np.ndarray], aspect_ratio: AspectRatio = None, *,
-                 pool: Executor | None = None) -> torch.Tensor:
-        """(T, 3, H, W) float32 pixel values for RGB uint8 frames.
-
-        With a thread `pool` the frames are resized in parallel (PIL releases the GIL).
-        """
+    def prepare(self, frame: np.ndarray, aspect_ratio: AspectRatio = None) -> np.ndarray:
+        """Square padding (if asked) and resizing of one RGB uint8 frame; stays uint8."""
         if aspect_ratio not in ASPECT_RATIOS:
             raise ConfigError(f"aspect_ratio must be 'pad' or None, got {aspect_ratio!r}")
+        frame = np.asarray(frame)
+        if aspect_ratio == "pad":
+            frame = expand_to_square(frame, self.pad_fill)
+        return self.resize(frame)
 
-        def prepare(frame: np.ndarray) -> np.ndarray:
-            frame = np.asarray(frame)
-            if aspect_ratio == "pad":
-                frame = expand_to_square(frame, self.pad_fill)
-            return self.resize(frame)
-
-        resized = list(pool.map(prepare, frames)) if pool is not None else [prepare(f) for f in frames]
+    def to_tensor(self, resized: Sequence[np.ndarray]) -> torch.Tensor:
+        """(T, 3, H, W) float32 from prepared uint8 frames (rescale + normalise via the table)."""
         sizes = {r.shape for r in resized}
         if len(sizes) != 1:
             raise MediaError(f"frames have different sizes after preprocessing: {sorted(sizes)}")
@@ -671,6 +671,10 @@ class FrameProcessor:
         for c in range(3):
             np.take(self._lut[c], batch[..., c], out=out[:, c])
         return torch.from_numpy(out)
+
+    def __call__(self, frames: Sequence[np.ndarray], aspect_ratio: AspectRatio = None) -> torch.Tensor:
+        """(T, 3, H, W) float32 pixel values for RGB uint8 frames."""
+        return self.to_tensor([self.prepare(f, aspect_ratio) for f in frames])
 
 
 def _load_preprocessor_config(location: str | os.PathLike[str], what: str) -> dict[str, Any]:
@@ -959,14 +963,9 @@ class MediaProcessor:
                     if self._missing(AudioMissingError(f"{mf.path}: no audio track")) is None:
                         return None
                 if threads > 1:
-                    # audio (decode + features) and frame resizing overlap the video decoding
-                    with ThreadPoolExecutor(max_workers=2) as pool:
-                        audio_job = pool.submit(self._file_audio, mf, start, end)
-                        decoded = mf.frames(self.num_frames, start, end, threads)
-                        pixels = self.frame_processor(decoded.frames, aspect_ratio=ratio, pool=pool)  # type: ignore[arg-type]
-                        features, missing = audio_job.result()
+                    pixels, decoded, features, missing = self._load_overlapped(mf, start, end, ratio, threads)
                 else:
-                    decoded = mf.frames(self.num_frames, start, end, threads)
+                    decoded = mf.frames(self.num_frames, start, end, 1)
                     features, missing = self._file_audio(mf, start, end)
                     pixels = self.frame_processor(decoded.frames, aspect_ratio=ratio)  # type: ignore[arg-type]
             if features is None:
@@ -992,6 +991,26 @@ class MediaProcessor:
             if features is None:
                 return None
         return self._sample(pixels, features, missing, indices, source)
+
+    def _load_overlapped(self, mf: "MediaFile", start: float | None, end: float | None,
+                         ratio: AspectRatio, threads: int):
+        """Video decoding on this thread; audio and frame resizing on one helper thread.
+
+        The video decoder is the critical path, so it keeps `threads - 1` FFmpeg frame threads
+        (none with 2 threads: frame threading costs ~20% more CPU, which a second core spends
+        better on the audio and the resizing, started as soon as each frame is decoded).
+        """
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            audio_job = helper.submit(self._file_audio, mf, start, end)
+            prepared: dict[int, Any] = {}
+
+            def on_frame(index: int, rgb: np.ndarray) -> None:
+                prepared[index] = helper.submit(self.frame_processor.prepare, rgb, ratio)
+
+            decoded = mf.frames(self.num_frames, start, end, max(1, threads - 1), on_frame=on_frame)
+            resized = [prepared[i].result() for i in decoded.indices]  # type: ignore[union-attr]
+            features, missing = audio_job.result()
+        return self.frame_processor.to_tensor(resized), decoded, features, missing
 
     def _file_audio(self, mf: "MediaFile", start: float | None,
                     end: float | None) -> tuple[torch.Tensor | None, bool]:
