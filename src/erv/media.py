@@ -337,6 +337,9 @@ class MediaFile:
         ctx.thread_count = threads
         got: dict[int, np.ndarray] = {}
         state = {"turns": None, "out": 0, "position": 0}   # position = decord's curr_frame_
+        # One converter for all frames: `frame.to_ndarray` would build a new swscale context
+        # per frame, each starting (and joining) one slice thread per CPU.
+        reformatter = av.video.reformatter.VideoReformatter()
 
         def take(frame: Any) -> None:
             d = display_of_pts.get(frame.pts) if by_pts else state["out"]
@@ -347,7 +350,7 @@ class MediaFile:
             if d in target_set and d not in got:
                 if state["turns"] is None:
                     state["turns"] = _rotation_turns(frame)
-                rgb = frame.to_ndarray(format="rgb24")
+                rgb = reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
                 if state["turns"]:
                     rgb = np.ascontiguousarray(np.rot90(rgb, state["turns"]))
                 got[d] = rgb
