@@ -149,14 +149,21 @@ def test_missing_audio_policies(tmp_path_factory, frame_processor, features):
     with pytest.raises(media.AudioMissingError, match="no audio track"):
         media.read_audio(path)
     zeros = media.MediaProcessor(frame_processor, features, on_missing_audio="zeros").load(path)
-    assert zeros.audio_missing is True
+    assert zeros.audio_missing is True and "no audio track" in zeros.audio_missing_reason
     assert torch.all(zeros.audio_features == -1.5)   # what 10 s of zeros become, as the reference
     assert zeros.pixel_values.shape == (8, 3, 48, 48)
     assert media.MediaProcessor(frame_processor, features, on_missing_audio="skip").load(path) is None
     with pytest.raises(media.AudioMissingError):
         media.MediaProcessor(frame_processor, features, on_missing_audio="error").load(path)
     ok = media.MediaProcessor(frame_processor, features).load(get_clip(tmp_path_factory, "stereo48k"))
-    assert ok.audio_missing is False and ok.frame_indices == [3, 9, 15, 21, 28, 34, 40, 46]
+    assert ok.audio_missing is False and ok.audio_missing_reason is None
+    assert ok.frame_indices == [3, 9, 15, 21, 28, 34, 40, 46]
+    late = media.MediaProcessor(frame_processor, features).load(get_clip(tmp_path_factory, "stereo48k"),
+                                                                 start=1.9, end=1.9)   # window 1.9-2.9 s
+    assert late.audio_missing is False                   # 0.1 s of audio is still audio
+    gone = media.MediaProcessor(frame_processor, features, decode_threads=1)
+    with pytest.raises(MediaError, match="contains no frame"):
+        gone.load(get_clip(tmp_path_factory, "stereo48k"), start=3.0, end=4.0)
 
 
 def test_separate_audio_file_and_waveform(tmp_path_factory, frame_processor, features):

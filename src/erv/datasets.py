@@ -144,7 +144,7 @@ class HumanOmniDataset(Dataset):
             item.update(media=None, skip_reason=str(exc))
             return item
         item["media"] = media
-        item["skip_reason"] = None if media is not None else "no audio track (on_missing_audio='skip')"
+        item["skip_reason"] = None if media is not None else "no audio (on_missing_audio='skip')"
         return item
 
 

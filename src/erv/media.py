@@ -30,7 +30,7 @@ import fractions
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence, Union
 
@@ -859,10 +859,10 @@ class MediaSample:
 
     pixel_values: torch.Tensor                    # (T, 3, H, W) float32
     audio_features: torch.Tensor | None           # (mel bins, frames) float32; None if not requested
-    audio_missing: bool = False                   # no audio track: features are the zeros substitute
+    audio_missing: bool = False                   # no audio: features are the zeros substitute
     frame_indices: list[int] | None = None        # indices read from the source (None for arrays)
     source: str | None = None
-    notes: list[str] = field(default_factory=list)
+    audio_missing_reason: str | None = None       # why, when audio_missing
 
 
 AudioInput = Union[None, str, os.PathLike, np.ndarray, torch.Tensor]
@@ -937,14 +937,17 @@ class MediaProcessor:
         return self.feature_extractor(wave)
 
     def audio(self, audio: AudioInput, *, start: float | None = None,
-              end: float | None = None) -> tuple[torch.Tensor | None, bool]:
-        """(features, audio_missing) under the missing-audio policy; features None means skip."""
+              end: float | None = None) -> tuple[torch.Tensor | None, str | None]:
+        """(features, why the audio is missing or None) under the missing-audio policy.
+
+        Features None means the sample is skipped (policy "skip").
+        """
         try:
-            wave, missing = self.waveform(audio, start=start, end=end), False
+            wave, missing = self.waveform(audio, start=start, end=end), None
         except AudioMissingError as exc:
-            wave, missing = self._missing(exc), True
+            wave, missing = self._missing(exc), str(exc)
             if wave is None:
-                return None, True
+                return None, missing
         return self._features(wave), missing
 
     def load(self, video: VideoInput | None, audio: AudioInput = None, *, start: float | None = None,
@@ -983,7 +986,7 @@ class MediaProcessor:
         else:
             pixels, indices = self.dummy_frames(), None
             source = str(video) if isinstance(video, (str, os.PathLike)) else None
-        features, missing = None, False
+        features, missing = None, None
         if with_audio:
             audio_source = audio if audio is not None else video
             if audio_source is None or not isinstance(audio_source, (str, os.PathLike, np.ndarray, torch.Tensor)):
@@ -1016,16 +1019,15 @@ class MediaProcessor:
         return self.frame_processor.to_tensor(resized), decoded, features, missing
 
     def _file_audio(self, mf: "MediaFile", start: float | None,
-                    end: float | None) -> tuple[torch.Tensor | None, bool]:
+                    end: float | None) -> tuple[torch.Tensor | None, str | None]:
         try:
-            wave, missing = _crop_waveform(mf.audio(), start, end, mf.path), False
+            wave, missing = _crop_waveform(mf.audio(), start, end, mf.path), None
         except AudioMissingError as exc:
-            wave, missing = self._missing(exc), True
+            wave, missing = self._missing(exc), str(exc)
             if wave is None:
-                return None, True
+                return None, missing
         return self._features(wave), missing
 
-    def _sample(self, pixels: torch.Tensor, features: torch.Tensor | None, missing: bool,
+    def _sample(self, pixels: torch.Tensor, features: torch.Tensor | None, missing: str | None,
                 indices: list[int] | None, source: str | None) -> MediaSample:
-        notes = [f"no audio track: {self.on_missing_audio} policy"] if missing else []
-        return MediaSample(pixels, features, missing, indices, source, notes)
+        return MediaSample(pixels, features, missing is not None, indices, source, missing)
