@@ -222,3 +222,21 @@ def test_modal_media_and_crop_window(processor, tmp_path_factory):
     assert direct.frame_indices == [9 + i for i in uniform_frame_indices(21, 8)]   # frames 9..29
     with pytest.raises(ConfigError, match="image"):
         processor(clip, "q", modal="image")
+
+
+def test_chat_template_from_processor_file(tiny_fixture, tmp_path, fixture_data):
+    import shutil
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_fixture / "checkpoint", ckpt)
+    ckpt.chmod(0o755)
+    for f in ckpt.iterdir():
+        f.chmod(0o644)
+    cfg = json.loads((ckpt / "tokenizer_config.json").read_text())
+    (ckpt / "chat_template.json").write_text(json.dumps({"chat_template": cfg.pop("chat_template")}))
+    (ckpt / "tokenizer_config.json").write_text(json.dumps(cfg))
+    proc = HumanOmniProcessor.from_pretrained(
+        ckpt, vision_tower=str(tiny_fixture / "siglip-tiny"), audio_tower=str(tiny_fixture / "whisper-tiny"),
+        bert=str(tiny_fixture / "bert-tiny"))
+    man = fixture_data["manifest"]
+    assert proc.encode_prompt(man["instruct"]).input_ids == fixture_data["inputs"]["input_ids"][0].tolist()

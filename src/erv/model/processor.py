@@ -182,6 +182,8 @@ class HumanOmniProcessor:
         if config is None:
             config = _read_checkpoint_config(checkpoint_dir)
         tokenizer = load_tokenizer(checkpoint_dir, "LLM tokenizer")
+        if getattr(tokenizer, "chat_template", None) is None:
+            _adopt_processor_chat_template(tokenizer, checkpoint_dir)
         bert_tokenizer = load_tokenizer(str(bert), "BERT tokenizer")
         if tokenizer.pad_token is None and getattr(tokenizer, "unk_token", None) is not None:
             tokenizer.pad_token = tokenizer.unk_token  # as model_init does
@@ -483,6 +485,24 @@ def load_tokenizer(location: str, what: str = "tokenizer") -> Any:
         return AutoTokenizer.from_pretrained(location)
     except Exception as exc:
         raise ConfigError(f"cannot load the {what} from {location!r}: {exc}") from exc
+
+
+def _adopt_processor_chat_template(tokenizer: Any, checkpoint_dir: str) -> None:
+    """Use `chat_template.json` / `chat_template.jinja` when tokenizer_config.json has no template.
+
+    Checkpoints saved through a multimodal processor (Qwen2-VL's, as R1-Omni's GRPO trainer
+    does) may keep the template in these files instead of the tokenizer config.
+    """
+    folder = Path(checkpoint_dir)
+    try:
+        if (folder / "chat_template.jinja").is_file():
+            tokenizer.chat_template = (folder / "chat_template.jinja").read_text()
+        elif (folder / "chat_template.json").is_file():
+            template = json.loads((folder / "chat_template.json").read_text()).get("chat_template")
+            if isinstance(template, str):
+                tokenizer.chat_template = template
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read the chat template in {checkpoint_dir}: {exc}") from exc
 
 
 def _read_checkpoint_config(checkpoint_dir: str) -> dict[str, Any]:
