@@ -445,6 +445,11 @@ class HumanOmniProcessor:
             data.update(self.encode_questions([p.question for p in prompts]))
         return BatchFeature(data=data)
 
+    def model_inputs(self, batch: Any) -> dict[str, Any]:
+        """The tensors `model.forward`/`generate` take, without the bookkeeping keys
+        (`sample_index`, `skipped`, `audio_missing`) that would make `generate` refuse them."""
+        return {name: batch[name] for name in self.model_input_names if name in batch}
+
     # ---------------------------------------------------------------- decoding
     def batch_decode(self, sequences: Any, *, skip_special_tokens: bool = True) -> list[str]:
         """Texts of generated ids (placeholders and padding dropped), stripped as mm_infer does."""
