@@ -15,7 +15,6 @@ from erv.prompts import TASK_PROMPT
 
 @pytest.fixture(scope="module")
 def loaded(tiny_fixture):
-    torch.set_num_threads(1)
     model, processor = load_pretrained(tiny_fixture / "checkpoint", bert=str(tiny_fixture / "bert-tiny"),
                                        torch_dtype=torch.float32)
     return model, processor

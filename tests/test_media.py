@@ -14,8 +14,6 @@ from erv.errors import ConfigError, MediaError
 from erv.synthetic_media import write_frame_folder
 from media_clips import get_clip
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def frame_processor() -> media.FrameProcessor:

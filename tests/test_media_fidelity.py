@@ -13,7 +13,6 @@ from erv import media
 from media_clips import clip_path, ffmpeg_decode_audio, ffmpeg_exe, get_clip
 
 decord = pytest.importorskip("decord")
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

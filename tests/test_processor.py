@@ -20,8 +20,6 @@ from erv.model.processor import (
 from erv.media import uniform_frame_indices
 from media_clips import get_clip
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(scope="module")
 def fixture_data(tiny_fixture):

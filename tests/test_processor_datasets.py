@@ -12,7 +12,6 @@ from erv.errors import MediaError, RecordError
 from erv.model.processor import IGNORE_INDEX, HumanOmniProcessor
 from media_clips import get_clip
 
-torch.set_num_threads(1)
 
 PROMPT = "As an emotional recognition expert, which emotion is the most obvious?"
 
