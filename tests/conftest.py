@@ -35,3 +35,16 @@ def tiny_fixture(fixtures_dir: Path) -> Path:
     return fixtures_dir / "humanomni-tiny"
 
 
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """One torch thread for the whole suite: deterministic float sums for the fixture
+    comparisons, and no OpenMP threads spin-waiting for a core on a busy 2-core machine
+    (seen to slow tiny-model tests tenfold). DataLoader workers are separate processes."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -10,13 +10,6 @@ from erv.model import (AUDIO_PLACEHOLDER, IGNORE_INDEX, VIDEO_PLACEHOLDER, Model
                        preset_config)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread: deterministic sums, and no OpenMP spin-waiting on the shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 PAD = 500  # the tiny preset's <|endoftext|>-like id

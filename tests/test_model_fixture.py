@@ -12,13 +12,6 @@ from erv.model.projectors import bilinear_face_pool, fuse_branches
 ATOL = 1e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread: the fixture's numbers were made so, and no OpenMP spin-waiting on a shared machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +21,7 @@ def fixture_tensors(tiny_fixture):
 
 
 @pytest.fixture(scope="module")
-def reference_model(tiny_fixture, one_thread) -> HumanOmniQwen2ForCausalLM:
+def reference_model(tiny_fixture) -> HumanOmniQwen2ForCausalLM:
     return load_model(tiny_fixture / "checkpoint", bert=str(tiny_fixture / "bert-tiny"), torch_dtype=torch.float32)
 
 

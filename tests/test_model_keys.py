@@ -11,13 +11,6 @@ from erv.model import build_model, preset_config
 from erv.model.projectors import SlowFastCompressor
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread: deterministic sums, and no OpenMP spin-waiting on the shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def manifest(fixtures_dir, size: str) -> dict:

@@ -19,13 +19,6 @@ from erv.model import build_model, load_model, load_pretrained, preset_config
 from erv.model.loading import resolve_attn_implementation
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread: deterministic sums, and no OpenMP spin-waiting on the shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,6 @@ from erv.model import build_model, preset_config
 from erv.model.projectors import AllInOneProjector, build_audio_projector, build_vision_projector
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One thread: deterministic sums, and no OpenMP spin-waiting on the shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_sampler_is_causal_in_time():

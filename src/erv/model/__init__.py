@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 
 from erv.model.configuration import MODEL_TYPE, HumanOmniQwen2Config, preset_config
 from erv.model.loading import load_model, load_pretrained
+from erv.model.processor import HumanOmniProcessor
 from erv.model.modeling import (HumanOmniCausalLMOutput, HumanOmniQwen2ForCausalLM, HumanOmniQwen2Model,
                                 build_model)
 from erv.model.splicing import (AUDIO_PLACEHOLDER, IGNORE_INDEX, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER,
@@ -18,6 +19,6 @@ AutoModelForCausalLM.register(HumanOmniQwen2Config, HumanOmniQwen2ForCausalLM, e
 
 __all__ = [
     "AUDIO_PLACEHOLDER", "IGNORE_INDEX", "IMAGE_PLACEHOLDER", "VIDEO_PLACEHOLDER",
-    "HumanOmniCausalLMOutput", "HumanOmniQwen2Config", "HumanOmniQwen2ForCausalLM", "HumanOmniQwen2Model",
+    "HumanOmniCausalLMOutput", "HumanOmniProcessor", "HumanOmniQwen2Config", "HumanOmniQwen2ForCausalLM", "HumanOmniQwen2Model",
     "ModelInputError", "build_model", "load_model", "load_pretrained", "preset_config",
 ]
