@@ -18,7 +18,8 @@ from erv.emotions import GOEMOTIONS_LABELS
 from erv.errors import ConfigError, TaxonomyError
 from erv.rewards import ExplanationReward, explanation_scores, score_label_sets
 from erv.verifier.predict import select_label_sets
-from verifier_helpers import fake_verifier, tiny_roberta, word_tokenizer
+from erv.synthetic_text import tiny_roberta, word_tokenizer
+from verifier_helpers import fake_verifier
 
 HEAD = ("anger", "happiness", "neutral", "sadness", "surprise", "fear")  # a head over MAFW labels
 

@@ -9,7 +9,7 @@ from erv.emotions import DFEW, GOEMOTIONS_LABELS, MAFW
 from erv.errors import ConfigError
 from erv.verifier.model import Verifier, detect_head_layout
 from erv.verifier.predict import ProbabilityCache, plan_batches, score_texts
-from verifier_helpers import tiny_roberta, word_tokenizer
+from erv.synthetic_text import tiny_roberta, word_tokenizer
 
 WORDS = "he she is sad angry happy looks away cries shouts smiles at the door window and very".split()
 

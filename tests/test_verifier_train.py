@@ -19,7 +19,7 @@ from erv.verifier.data import TextExample, load_examples, write_examples
 from erv.verifier.eval import EvalSettings, evaluate_verifier
 from erv.verifier.model import Verifier
 from erv.verifier.train import MultiLabelDataset, head_targets, parse_train_args, train_verifier
-from verifier_helpers import corpus_words, synthetic_corpus, tiny_roberta, torch_threads, word_tokenizer
+from erv.synthetic_text import corpus_words, synthetic_corpus, tiny_roberta, word_tokenizer
 
 RECIPE = """
 model_name_or_path: {base}
@@ -56,8 +56,7 @@ def trained(tmp_path_factory):
                                                     held_out=root / "held_out.jsonl", out=root / "out"))
     # recipe + a command-line override, parsed as `erv verifier train` does
     args = parse_train_args(["--config", str(root / "recipe.yaml"), "--seed", "1"])
-    with torch_threads(1):
-        result = train_verifier(*args)
+    result = train_verifier(*args)
     return {"root": root, "result": result, "held_out": held_out, "base": Verifier(base, tok)}
 
 
@@ -131,8 +130,7 @@ def test_goemotions_head_trains_dataset_labels_on_their_goemotions_columns(tmp_p
                              "0.2", "--output_dir", str(tmp_path / "out"), "--num_train_epochs", "1",
                              "--per_device_train_batch_size", "8", "--use_cpu", "true", "--save_strategy", "no",
                              "--eval_strategy", "no", "--disable_tqdm", "true", "--max_length", "32"])
-    with torch_threads(1):
-        result = train_verifier(*args)
+    result = train_verifier(*args)
     assert result.train_examples + result.eval_examples == 40
     loaded = Verifier.from_pretrained(tmp_path / "out", device="cpu")
     assert loaded.layout.kind == "goemotions" and loaded.default_taxonomy is DFEW

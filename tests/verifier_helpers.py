@@ -5,25 +5,9 @@ Nothing here downloads; the models are random-init or trained in the test that u
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
-
-from erv.synthetic_text import (  # noqa: F401 - re-exported for the tests
-    CUES, corpus_words, synthetic_corpus, tiny_roberta, word_tokenizer,
-)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Tiny models gain nothing from more threads, and spinning threads hurt on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class FixedProbabilityModel(torch.nn.Module):

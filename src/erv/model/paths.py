@@ -9,8 +9,9 @@ Resolution of one name:
 1. an existing path as given (absolute, or relative to the current directory for explicit
    arguments);
 2. relative to each search folder, first with the whole name, then with its last component
-   (so `/mnt/x/pre-trained/bert-base-uncased` or `google/siglip-base-patch16-224` are found as
-   `DIR/bert-base-uncased` / `DIR/siglip-base-patch16-224`). Search folders are the user's
+   (so a path from the author's machine ending in `pre-trained/bert-base-uncased`, or the hub
+   id `google/siglip-base-patch16-224`, is found as `DIR/bert-base-uncased` /
+   `DIR/siglip-base-patch16-224`). Search folders are the user's
    `components_dir`, the checkpoint's parent folder, then the checkpoint folder;
 3. otherwise a name of the form `org/name` or `name` is returned unchanged as a hub id for
    transformers to find in its cache; an absolute path that exists nowhere is an error.
