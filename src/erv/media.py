@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import bisect
 import fractions
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from erv.config_files import read_json_config
 from erv.errors import ConfigError, MediaError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -681,21 +681,12 @@ class FrameProcessor:
 
 
 def _load_preprocessor_config(location: str | os.PathLike[str], what: str) -> dict[str, Any]:
-    local = Path(location) / "preprocessor_config.json"
-    if local.is_file():
-        try:
-            return json.loads(local.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read {local}: {exc}") from exc
-    if Path(location).is_dir():
-        raise ConfigError(f"the {what} folder {location} has no preprocessor_config.json")
-    try:
+    def from_hub(hub_id: str) -> dict[str, Any]:
         from transformers.image_processing_base import ImageProcessingMixin
 
-        cfg, _ = ImageProcessingMixin.get_image_processor_dict(str(location))
-        return cfg
-    except Exception as exc:
-        raise ConfigError(f"cannot load the {what} preprocessor config from {location!r}: {exc}") from exc
+        return ImageProcessingMixin.get_image_processor_dict(hub_id)[0]
+
+    return read_json_config(location, "preprocessor_config.json", what, from_hub)
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import torch
 
+from erv.config_files import read_json_config
 from erv.errors import ConfigError, MediaError
 from erv.media import (
     AspectRatio,
@@ -511,18 +512,9 @@ def _adopt_processor_chat_template(tokenizer: Any, checkpoint_dir: str) -> None:
 
 
 def _read_checkpoint_config(checkpoint_dir: str) -> dict[str, Any]:
-    local = Path(checkpoint_dir) / "config.json"
-    if local.is_file():
-        try:
-            return json.loads(local.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read {local}: {exc}") from exc
-    if Path(checkpoint_dir).is_dir():
-        raise ConfigError(f"{checkpoint_dir} has no config.json")
-    try:
+    def from_hub(hub_id: str) -> dict[str, Any]:
         from transformers import PretrainedConfig
 
-        cfg, _ = PretrainedConfig.get_config_dict(checkpoint_dir)
-        return cfg
-    except Exception as exc:
-        raise ConfigError(f"cannot read the config of {checkpoint_dir!r}: {exc}") from exc
+        return PretrainedConfig.get_config_dict(hub_id)[0]
+
+    return read_json_config(checkpoint_dir, "config.json", "checkpoint", from_hub)
