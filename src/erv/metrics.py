@@ -139,12 +139,17 @@ def _clean(value: Any) -> float | None:
 def bootstrap_intervals(o: Outcomes, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
                         metrics: Sequence[str] = RECOGNITION_METRICS + COHERENCE_METRICS) -> dict[str, list[float] | None]:
     """Percentile bootstrap intervals, resampling samples with replacement (seeded)."""
-    if n_resamples <= 0 or o.n == 0:
+    return _bootstrap_cells(_cell_counts(o), n_resamples=n_resamples, seed=seed, level=level, metrics=metrics)
+
+
+def _bootstrap_cells(cells: np.ndarray, *, n_resamples: int, seed: int, level: float,
+                     metrics: Sequence[str]) -> dict[str, list[float] | None]:
+    n = int(cells.sum())
+    if n_resamples <= 0 or n == 0:
         return {}
-    cells = _cell_counts(o)
     flat = cells.reshape(-1)
     rng = np.random.default_rng(seed)
-    draws = rng.multinomial(o.n, flat / flat.sum(), size=n_resamples).reshape((n_resamples,) + cells.shape)
+    draws = rng.multinomial(n, flat / n, size=n_resamples).reshape((n_resamples,) + cells.shape)
     values = _metrics_from_cells(draws)
     alpha = (1.0 - level) / 2.0
     out: dict[str, list[float] | None] = {}
@@ -190,8 +195,8 @@ def compute_metrics(o: Outcomes, *, with_coherence: bool, n_resamples: int = 100
             "fcr_given_correct": _clean(values["fcr_given_correct"]),
         })
         metric_names = RECOGNITION_METRICS + COHERENCE_METRICS
-    result["ci95" if abs(level - 0.95) < 1e-9 else f"ci{round(level * 100)}"] = bootstrap_intervals(
-        o, n_resamples=n_resamples, seed=seed, level=level, metrics=metric_names)
+    result["ci95" if abs(level - 0.95) < 1e-9 else f"ci{round(level * 100)}"] = _bootstrap_cells(
+        cells, n_resamples=n_resamples, seed=seed, level=level, metrics=metric_names)
     result["bootstrap"] = {"resamples": n_resamples, "seed": seed, "level": level}
     return result
 
