@@ -130,6 +130,18 @@ def write_json(path: PathLike, obj: Any, *, indent: int | None = 2) -> None:
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
 
 
+def _after_last_newline(fd: int, size: int, chunk: int = 1 << 16) -> int:
+    """Offset just past the last newline of the file (0 if none), reading backwards in chunks."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
 class JsonlAppender:
     """Append records to a JSONL file, one complete line per `os.write`, fsynced.
 
@@ -145,14 +157,11 @@ class JsonlAppender:
         self._fsync = fsync
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         size = os.fstat(self._fd).st_size
-        if size:
-            with open(self.path, "rb") as handle:
-                data = handle.read()
-            if not data.endswith(b"\n"):
-                keep = data.rfind(b"\n") + 1
-                warnings.warn(f"{self.path}: removing an incomplete last line left by an interrupted write "
-                              f"({size - keep} bytes)", stacklevel=2)
-                os.ftruncate(self._fd, keep)
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            keep = _after_last_newline(self._fd, size)
+            warnings.warn(f"{self.path}: removing an incomplete last line left by an interrupted write "
+                          f"({size - keep} bytes)", stacklevel=2)
+            os.ftruncate(self._fd, keep)
 
     def append(self, record: dict[str, Any]) -> None:
         self.append_many([record])
