@@ -124,7 +124,7 @@ def compact(records: dict[str, dict[str, Any]], order: dict[str, int]) -> list[d
 # ---------------------------------------------------------------- the job
 
 
-class _BatchWriter:
+class BatchWriter:
     """Appends records in batches from a worker thread, so a slow disk never stalls requests."""
 
     def __init__(self, appender: JsonlAppender) -> None:
@@ -166,7 +166,7 @@ async def _judge_all(todo: list[tuple[Prediction, str | None, str | None]], clie
     from tqdm.auto import tqdm
 
     config = client.config
-    writer = _BatchWriter(writer_appender)
+    writer = BatchWriter(writer_appender)
     bar = tqdm(total=len(todo), desc=f"judge {config.model}", unit="sample", disable=None if progress is None else not progress,
                dynamic_ncols=True, file=sys.stderr)
     items = iter(todo)

@@ -39,7 +39,7 @@ from erv.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import ConfigError, RecordError, TaxonomyError
 from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
 from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseudo_label_prompt
-from erv.judge.run import _BatchWriter as BatchWriter  # batched appends off the event loop
+from erv.judge.run import BatchWriter  # batched appends off the event loop
 from erv.records import JsonlAppender, PathLike, iter_json_records, write_json, write_jsonl
 
 # The classes the paper complements to about 1K examples each (paper-notes §3).
