@@ -14,6 +14,7 @@ drop with a warning instead of failing.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from erv.emotions import Taxonomy, get_taxonomy, normalize_label, UNKNOWN
-from erv.errors import RecordError, TaxonomyError
+from erv.errors import ConfigError, RecordError, TaxonomyError
 
 PathLike = str | os.PathLike[str]
 
@@ -140,6 +141,33 @@ def _after_last_newline(fd: int, size: int, chunk: int = 1 << 16) -> int:
             return start + found + 1
         end = start
     return 0
+
+
+@contextlib.contextmanager
+def exclusive_output(out: PathLike, command: str) -> Iterator[None]:
+    """Refuse a second job on the same output while this one runs (advisory lock file).
+
+    Two resumable jobs appending to one file would each skip what the other has not yet
+    written and duplicate records; the lock makes the second one stop with a clear message.
+    """
+    out = Path(out)
+    lock_path = out.with_name(f".{out.name}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX: no locking
+            yield
+            return
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"{out}: another `{command}` is writing this file (lock {lock_path}); "
+                              f"wait for it or use another --out") from None
+        yield
+    finally:
+        handle.close()
 
 
 class JsonlAppender:

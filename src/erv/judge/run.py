@@ -20,20 +20,20 @@ Guarantees (and how):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from erv.completions import extract_think
 from erv.emotions import Taxonomy, get_taxonomy
 from erv.errors import ConfigError
 from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
 from erv.judge.prompts import EXPLANATION_PROMPT_VARIANTS, explanation_emotion_prompt, parse_emotion_reply
-from erv.records import JsonlAppender, Prediction, iter_json_records, parse_judgment, read_predictions, write_jsonl
+from erv.records import (JsonlAppender, Prediction, exclusive_output, iter_json_records, parse_judgment,
+                         read_predictions, write_jsonl)
 
 NO_EXPLANATION = "no explanation: the response has no <think>…</think> text"
 EMPTY_EXPLANATION = "no explanation: the <think>…</think> text is empty"
@@ -65,27 +65,6 @@ class JudgeRunSummary:
 
 
 # ---------------------------------------------------------------- output file helpers
-
-
-@contextlib.contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Refuse a second job on the same output while this one runs (advisory lock file)."""
-    lock_path = out.with_name(f".{out.name}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+")
-    try:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - non-POSIX: no locking
-            yield
-            return
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ConfigError(f"{out}: another `erv judge` is writing this file (lock {lock_path}); wait for it or use another --out") from None
-        yield
-    finally:
-        handle.close()
 
 
 def load_existing(out: Path, taxonomy: Taxonomy, *, model: str, prompt: str,
@@ -229,7 +208,7 @@ def run_judge(predictions: str | os.PathLike[str], dataset: str | Taxonomy, out:
     selected = all_predictions[:limit] if limit is not None else all_predictions
     summary = JudgeRunSummary(total=len(selected))
 
-    with _exclusive(out):
+    with exclusive_output(out, "erv judge"):
         existing = load_existing(out, taxonomy, model=config.model, prompt=prompt_variant, known_ids=order,
                                  predictions_path=predictions)
         if existing or out.exists():

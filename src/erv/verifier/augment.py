@@ -23,7 +23,6 @@ discarded and counted, so re-runs never add duplicates.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import random
@@ -32,7 +31,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 from erv.completions import extract_think
 from erv.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
@@ -40,7 +39,7 @@ from erv.errors import ConfigError, RecordError, TaxonomyError
 from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
 from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseudo_label_prompt
 from erv.judge.run import BatchWriter  # batched appends off the event loop
-from erv.records import JsonlAppender, PathLike, iter_json_records, write_json, write_jsonl
+from erv.records import JsonlAppender, PathLike, exclusive_output, iter_json_records, write_json, write_jsonl
 
 # The classes the paper complements to about 1K examples each (paper-notes §3).
 PAPER_RARE_CLASSES: tuple[str, ...] = ("disgust", "fear", "contempt", "disappointment", "neutral", "helplessness")
@@ -52,28 +51,6 @@ STALL_ROUNDS = 2  # a class whose rounds bring nothing new this many times in a 
 # ---------------------------------------------------------------- shared helpers
 
 
-@contextlib.contextmanager
-def exclusive_output(out: Path, command: str) -> Iterator[None]:
-    """Refuse a second job on the same output while this one runs (advisory lock file)."""
-    lock_path = out.with_name(f".{out.name}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+")
-    try:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - non-POSIX: no locking
-            yield
-            return
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ConfigError(f"{out}: another `{command}` is writing this file (lock {lock_path}); "
-                              f"wait for it or use another --out") from None
-        yield
-    finally:
-        handle.close()
-
-
 def _check_run_setup(where: str, record: dict[str, Any], out: Path, taxonomy: Taxonomy, model: str) -> None:
     """Records of one output file come from one judge and one taxonomy; mixing is refused."""
     if record.get("dataset") not in (None, taxonomy.name):
@@ -83,10 +60,6 @@ def _check_run_setup(where: str, record: dict[str, Any], out: Path, taxonomy: Ta
         raise ConfigError(f"{where}: written by judge {record.get('judge')!r}, this run uses --model {model!r}; "
                           f"records of two judges must not be mixed in one file: use another --out, or delete {out} "
                           f"to start over")
-
-
-def _format_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{label} {n}" for label, n in counts.items())
 
 
 # ---------------------------------------------------------------- pseudo-labels

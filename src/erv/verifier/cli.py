@@ -282,6 +282,7 @@ def run_pseudo_label_command(argv: Sequence[str]) -> int:
     from erv.judge.cli import judge_config_from_args
     from erv.records import write_json
     from erv.verifier.augment import run_pseudo_label
+    from erv.verifier.data import format_counts
 
     command = "erv verifier augment pseudo-label"
     args = build_pseudo_label_parser().parse_args(argv)
@@ -296,7 +297,7 @@ def run_pseudo_label_command(argv: Sequence[str]) -> int:
     print(f"{args.out}: {summary.total} explanations with text, {summary.no_text} without (not sent); "
           f"outside the taxonomy {summary.file_out_of_taxonomy} (kept with labels null), failed {summary.file_failed}; "
           f"requests sent {summary.requests}")
-    print(f"per class: {_format_counts(summary.label_counts)}")
+    print(f"per class: {format_counts(summary.label_counts)}")
     if args.summary_json:
         data = asdict(summary)
         data["errors"] = dict(summary.errors)
@@ -338,10 +339,6 @@ def run_complement_command(argv: Sequence[str]) -> int:
         write_json(args.summary_json, data)
     print(summary.line(), flush=True)
     return 1 if summary.short else 0
-
-
-def _format_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{label} {n}" for label, n in counts.items())
 
 
 def run_augment(argv: Sequence[str]) -> int:
