@@ -229,3 +229,19 @@ def test_paper_named_wrapper_script_forwards_to_erv_judge(tmp_path, server):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "judged 3 / cached 0 / failed 0 / skipped 0"
     assert len(read_jsonl(out)) == 3
+
+
+def test_run_judge_works_from_inside_a_running_event_loop(tmp_path, server):
+    """Notebooks and async apps call the sync API from a running loop, where asyncio.run refuses."""
+    import asyncio
+
+    pred = tmp_path / "P.jsonl"
+    write_predictions(pred, 6)
+    config = JudgeConfig(model="test-judge", base_url=server.base_url, api_key_env=KEY_ENV, timeout=5, max_retries=1)
+
+    async def from_a_loop():
+        return run_judge(pred, "DFEW", tmp_path / "J.jsonl", config, progress=False)
+
+    summary = asyncio.run(from_a_loop())
+    assert summary.judged == 6 and summary.failed == 0
+    assert len(read_jsonl(tmp_path / "J.jsonl")) == 6

@@ -19,7 +19,6 @@ never guessed from the video path.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import logging
 import time
@@ -486,12 +485,9 @@ class FGCEReward:
             finally:
                 await self.judge.aclose()  # this loop ends with the call: release its connections
 
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(run())
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fgce") as pool:
-            return pool.submit(asyncio.run, run()).result()
+        from erv.judge.client import run_sync
+
+        return run_sync(run)
 
     def close(self) -> None:
         """Close the judge client if this reward made it (its cache file)."""

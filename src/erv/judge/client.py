@@ -28,7 +28,7 @@ import threading
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from erv.errors import ConfigError
 from erv.judge.cache import ReplyCache
@@ -149,6 +149,24 @@ def read_api_key(env_var: str) -> str:
             f"with --api-key-env). Servers without authentication (vLLM, the test server) accept any value, "
             f"e.g. {env_var}=EMPTY")
     return value.strip()
+
+
+T = TypeVar("T")
+
+
+def run_sync(make_coroutine: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion from synchronous code, also inside a running event loop.
+
+    Jupyter, TRL's reward thread and async web apps call our sync entry points from a running
+    loop, where `asyncio.run` refuses to start; then the coroutine runs on its own loop in a
+    helper thread. `make_coroutine` is called in the thread that runs it.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coroutine())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="erv-async") as pool:
+        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
 class JudgeClient:
@@ -312,12 +330,7 @@ class JudgeClient:
             finally:
                 await self.aclose()
 
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(run())
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="judge") as pool:
-            return pool.submit(asyncio.run, run()).result()
+        return run_sync(run)
 
     # ------------------------------------------------------------ lifecycle
 

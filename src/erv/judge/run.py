@@ -30,7 +30,7 @@ from typing import Any
 from erv.completions import extract_think
 from erv.emotions import Taxonomy, get_taxonomy
 from erv.errors import ConfigError
-from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
+from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply, run_sync
 from erv.judge.prompts import EXPLANATION_PROMPT_VARIANTS, explanation_emotion_prompt, parse_emotion_reply
 from erv.records import (JsonlAppender, Prediction, exclusive_output, iter_json_records, parse_judgment,
                          read_predictions, write_jsonl)
@@ -234,7 +234,7 @@ def run_judge(predictions: str | os.PathLike[str], dataset: str | Taxonomy, out:
         try:
             with JsonlAppender(out) as appender:
                 if client is not None:
-                    asyncio.run(_judge_all(todo, client, appender, taxonomy, prompt_variant, summary, progress))
+                    run_sync(lambda: _judge_all(todo, client, appender, taxonomy, prompt_variant, summary, progress))
                     summary.requests = client.requests_sent
                 elif todo:  # only samples without explanation: no endpoint needed
                     for pred, _, problem in todo:

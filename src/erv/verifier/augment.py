@@ -36,7 +36,7 @@ from typing import Any, Iterable, Sequence
 from erv.completions import extract_think
 from erv.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import ConfigError, RecordError, TaxonomyError
-from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
+from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply, run_sync
 from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseudo_label_prompt
 from erv.judge.run import BatchWriter  # batched appends off the event loop
 from erv.records import JsonlAppender, PathLike, exclusive_output, iter_json_records, write_json, write_jsonl
@@ -256,7 +256,7 @@ def run_pseudo_label(source: PathLike, dataset: str | Taxonomy, out: PathLike, c
         try:
             if client is not None:
                 with JsonlAppender(out) as appender:
-                    asyncio.run(_pseudo_label_all(todo, client, appender, taxonomy, summary, progress))
+                    run_sync(lambda: _pseudo_label_all(todo, client, appender, taxonomy, summary, progress))
                 summary.requests = client.requests_sent
         finally:
             if client is not None:
@@ -520,7 +520,7 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
                            disable=None if progress is None else not progress, file=sys.stderr)
                 try:
                     with JsonlAppender(out) as appender:
-                        asyncio.run(_complement_rounds(need, pools, next_draw, client, appender, taxonomy, seen, have,
+                        run_sync(lambda: _complement_rounds(need, pools, next_draw, client, appender, taxonomy, seen, have,
                                                        int(target), request_seed, seed, int(max_rounds), summary, bar,
                                                        lambda: _write_draws(draws_path, used, next_draw)))
                 finally:
