@@ -156,3 +156,10 @@ def test_help(capsys):
     with pytest.raises(SystemExit) as exc:
         erv_main(["evaluate", "--help"])
     assert exc.value.code == 0 and "--allow-missing" in capsys.readouterr().out
+
+
+def test_ids_naming_one_clip_twice_are_an_error_against_labels(files, capsys):
+    write_jsonl(files / "z.jsonl", [pred("00001", "happy", "happy"), pred(1, "happy", "sad")])
+    code, _, err = run(["--predictions", files / "z.jsonl", "--dataset", "DFEW", "--labels", files / "labels.csv",
+                        "--allow-missing"], capsys)
+    assert code == 2 and "id '1' is the same sample as '00001'" in err

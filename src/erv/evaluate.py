@@ -74,7 +74,11 @@ def evaluate_file(predictions_path: str, taxonomy: Taxonomy, *, judgments_path: 
     problems = Problems()
     if labels_path is not None:
         labels = read_label_file(labels_path, taxonomy)
-        by_key = {canonical_id(p.id): p for p in predictions}
+        by_key: dict[str, Prediction] = {}
+        for pred in predictions:
+            other = by_key.setdefault(canonical_id(pred.id), pred)
+            if other is not pred:  # e.g. "00025" and "25": one clip, predicted twice
+                raise RecordError(f"{pred.where}: id {pred.id!r} is the same sample as {other.id!r} at {other.where}")
         for key, pred in by_key.items():
             if key not in labels:
                 problems.predictions_without_label.append(pred.id)
