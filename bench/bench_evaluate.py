@@ -49,8 +49,8 @@ def make_files(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
 
 def bootstrap_comparison(n: int, resamples: int = 1000) -> tuple[float, float]:
     """(index bootstrap seconds, erv multinomial bootstrap seconds) for all six metrics."""
-    from erv.emotions import MAFW
-    from erv.metrics import bootstrap_intervals, encode
+    from erv.data.emotions import MAFW
+    from erv.eval.metrics import bootstrap_intervals, encode
 
     rng = np.random.default_rng(0)
     k = len(MAFW.labels)

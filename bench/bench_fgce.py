@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from erv.completions import extract_think, split_sentences  # noqa: E402
+from erv.data.completions import extract_think, split_sentences  # noqa: E402
 from erv.judge.client import JudgeClient, JudgeConfig  # noqa: E402
 from erv.judge.prompts import (fgce_classify_prompt, fgce_score_prompt, parse_fgce_classification,  # noqa: E402
                                parse_fgce_score)
@@ -73,7 +73,7 @@ def make_step(prompts: int, generations: int, seed: int = 0) -> tuple[list[str],
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    proc = subprocess.Popen([sys.executable, "-m", "erv.judge.testserver", "--port", "0", "--latency", str(latency),
+    proc = subprocess.Popen([sys.executable, "-m", "erv.testing.judge_server", "--port", "0", "--latency", str(latency),
                              "--seed", "7"], stdout=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()  # "erv judge test server on http://127.0.0.1:PORT/v1 (...)"
     return proc, line.split(" on ", 1)[1].split()[0]

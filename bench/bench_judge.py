@@ -32,7 +32,7 @@ LABELS = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    proc = subprocess.Popen([sys.executable, "-m", "erv.judge.testserver", "--port", "0", "--latency", str(latency)],
+    proc = subprocess.Popen([sys.executable, "-m", "erv.testing.judge_server", "--port", "0", "--latency", str(latency)],
                             stdout=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()  # "erv judge test server on http://127.0.0.1:PORT/v1 (...)"
     url = line.split(" on ", 1)[1].split()[0]

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from erv import media
-from erv.synthetic_media import write_clip
+from erv.testing.synthetic_media import write_clip
 
 SIZE = (640, 360)
 NUM_CLIPS = 20

@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from erv.emotions import GOEMOTIONS_LABELS, MAFW  # noqa: E402
+from erv.data.emotions import GOEMOTIONS_LABELS, MAFW  # noqa: E402
 from erv.rewards import ExplanationReward, explanation_scores  # noqa: E402
 from erv.verifier.model import Verifier  # noqa: E402
 from erv.verifier.predict import forward_probabilities, plan_batches, select_label_sets  # noqa: E402

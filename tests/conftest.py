@@ -1,4 +1,4 @@
-"""Shared test helpers: where the reference fixtures live, and quiet, deterministic torch."""
+"""Suite-wide set-up: offline hub, one torch thread, and the fixtures the repository carries."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Tests never reach the Hugging Face hub: fail fast instead of waiting on the network. Set at
 # import time because huggingface_hub reads these when it is first imported.
@@ -16,25 +17,15 @@ for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def shared_dir() -> Path:
-    """The steering repo's shared/ folder: $ERV_SHARED_DIR, ../shared beside the clone, or ./shared."""
-    candidates = [os.environ.get("ERV_SHARED_DIR"), REPO.parent / "shared", REPO / "shared"]
-    for cand in candidates:
-        if cand and (Path(cand) / "fixtures").is_dir():
-            return Path(cand)
-    raise FileNotFoundError("shared/ fixtures not found; set ERV_SHARED_DIR")
-
-
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    return shared_dir() / "fixtures"
+    """tests/fixtures: reference outputs and tiny checkpoints (provenance in its README)."""
+    return FIXTURES
 
 
 @pytest.fixture(scope="session")
 def tiny_fixture(fixtures_dir: Path) -> Path:
     return fixtures_dir / "humanomni-tiny"
-
-
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,13 +17,19 @@ from erv.errors import ErvError
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("erv.demo", "run the whole pipeline on a synthetic dataset with tiny models"),
-    "evaluate": ("erv.evaluate", "WAR/UAR and EEA/EPC/FCR with bootstrap intervals"),
+    "evaluate": ("erv.eval.evaluate", "WAR/UAR and EEA/EPC/FCR with bootstrap intervals"),
     "judge": ("erv.judge.cli", "LLM judge of explanation emotions (OpenAI-compatible endpoint)"),
     "verifier": ("erv.verifier.cli", "train / evaluate / apply the Emotional Rationale Verifier"),
-    "data": ("erv.data_prepare", "build SFT / GRPO / inference records from dataset label files"),
+    "data": ("erv.data.prepare", "build SFT / GRPO / inference records from dataset label files"),
     "infer": ("erv.infer", "sharded batched inference with a HumanOmni checkpoint"),
     "sft": ("erv.train.sft", "supervised fine-tuning of HumanOmni"),
     "grpo": ("erv.train.grpo", "GRPO with format / answer / ERV rewards"),
+}
+
+# (command, first argument) -> module with main(argv), for subcommands that live in another stage
+SUBCOMMANDS: dict[tuple[str, str], str] = {
+    ("judge", "agreement"): "erv.eval.agreement",
+    ("judge", "testserver"): "erv.testing.judge_server",
 }
 
 
@@ -55,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_command(name: str, rest: Sequence[str], prog: str | None = None) -> int:
     """Run one subcommand with uniform error handling (also used by wrapper scripts)."""
     module_name = COMMANDS[name][0]
+    label = prog or f"erv {name}"
+    if rest and (name, rest[0]) in SUBCOMMANDS:
+        module_name = SUBCOMMANDS[(name, rest[0])]
+        label, rest = f"{label} {rest[0]}", rest[1:]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -62,7 +72,6 @@ def run_command(name: str, rest: Sequence[str], prog: str | None = None) -> int:
             print(f"erv: error: `erv {name}` is not built yet in this version", file=sys.stderr)
             return 2
         raise
-    label = prog or f"erv {name}"
     try:
         if prog is not None:
             return int(module.main(list(rest), prog=prog) or 0)

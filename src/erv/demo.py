@@ -34,8 +34,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from erv.emotions import DFEW
-from erv.records import write_json, write_jsonl
+from erv.data.emotions import DFEW
+from erv.io.jsonl import write_json, write_jsonl
 
 TEST_CLIPS_PER_CLASS = 3
 TRAIN_CLIPS = 7
@@ -85,8 +85,8 @@ def _quiet() -> Iterator[None]:
 
 def make_dataset(root: Path, seed: int) -> Path:
     """DFEW-style label folder (fold 5) and clips; returns the prepared test records file."""
-    from erv.data_prepare import prepare
-    from erv.synthetic_media import write_clip
+    from erv.data.prepare import prepare
+    from erv.testing.synthetic_media import write_clip
 
     labels_dir, clips = root / "label", root / "clip"
     labels_dir.mkdir(parents=True, exist_ok=True)
@@ -111,10 +111,10 @@ def make_dataset(root: Path, seed: int) -> Path:
 def run_tiny_model(records_path: Path, root: Path, out: Path, seed: int) -> dict[str, Any]:
     import torch
 
-    from erv.datasets import HumanOmniDataset, make_dataloader
+    from erv.model.dataset import HumanOmniDataset, make_dataloader
     from erv.model import load_pretrained
-    from erv.records import read_json_records
-    from erv.tiny_checkpoint import write_tiny_release
+    from erv.io.jsonl import read_json_records
+    from erv.testing.tiny_checkpoint import write_tiny_release
 
     checkpoint = write_tiny_release(root, seed=seed)
     model, processor = load_pretrained(checkpoint, torch_dtype=torch.float32)
@@ -141,7 +141,7 @@ def run_tiny_model(records_path: Path, root: Path, out: Path, seed: int) -> dict
 def train_demo_verifier(root: Path, seed: int) -> dict[str, Any]:
     import torch
 
-    from erv.synthetic_text import corpus_words, synthetic_corpus, tiny_roberta, word_tokenizer
+    from erv.testing.synthetic_text import corpus_words, synthetic_corpus, tiny_roberta, word_tokenizer
     from erv.verifier.data import TextExample, write_examples
     from erv.verifier.train import parse_train_args, train_verifier
 
@@ -174,7 +174,7 @@ def train_demo_verifier(root: Path, seed: int) -> dict[str, Any]:
 
 
 def _explanation(rng: random.Random, emotions: Sequence[str]) -> str:
-    from erv.synthetic_text import CUES, HELD_OUT_TEMPLATES, SCENES, SUBJECTS
+    from erv.testing.synthetic_text import CUES, HELD_OUT_TEMPLATES, SCENES, SUBJECTS
 
     sentences = []
     for emotion in emotions:
@@ -186,7 +186,7 @@ def _explanation(rng: random.Random, emotions: Sequence[str]) -> str:
 
 def scripted_predictions(records_path: Path, policy: str, seed: int) -> list[dict[str, Any]]:
     """Model-style responses of a scripted policy for every test clip (see module doc)."""
-    from erv.records import read_json_records
+    from erv.io.jsonl import read_json_records
 
     # Answers (and the occasional malformed completion) come from one stream shared by both
     # policies, so the policies differ only in their explanations.
@@ -236,7 +236,7 @@ def score_rewards(rows: list[dict[str, Any]], verifier_path: str) -> dict[str, f
 
 def keyword_judge_reply(body: dict[str, Any]) -> str:
     """The local judge: the label whose cue words dominate the explanation, else "unsure"."""
-    from erv.synthetic_text import CUES
+    from erv.testing.synthetic_text import CUES
 
     text = str(body["messages"][-1]["content"])
     reason = text.split("Reason:", 1)[-1].lower()
@@ -265,7 +265,7 @@ def _pct(value: float | None) -> str:
 
 
 def write_report(out: Path, info: dict[str, Any], stages: Stages) -> None:
-    from erv.records import atomic_write_text
+    from erv.io.jsonl import atomic_write_text
 
     ev = info["evaluation"]
     lines = ["# erv demo report", "",
@@ -307,9 +307,9 @@ def write_report(out: Path, info: dict[str, Any], stages: Stages) -> None:
 
 
 def run_demo(out: Path, seed: int = 0) -> dict[str, Any]:
-    from erv.evaluate import evaluate
-    from erv.judge.testserver import JudgeTestServer, ServerConfig
-    from erv.report import plot_confusions
+    from erv.eval.evaluate import evaluate
+    from erv.testing.judge_server import JudgeTestServer, ServerConfig
+    from erv.eval.report import plot_confusions
 
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(7)

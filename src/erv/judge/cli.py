@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from erv.errors import ConfigError
 from erv.judge.client import DEFAULT_MODEL, JudgeConfig, default_cache_path
 from erv.judge.prompts import EXPLANATION_PROMPT_VARIANTS
 
@@ -89,17 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_agreement_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="erv judge agreement",
-        description="Per-sample agreement and Cohen's kappa between judges, and the EEA/EPC/FCR each implies (paper Table 4).")
-    parser.add_argument("judgments", nargs="+", help="two or more judgments JSONL files of the same predictions")
-    parser.add_argument("--predictions", required=True, help="the predictions JSONL the judgments belong to")
-    parser.add_argument("--dataset", required=True, help="taxonomy (DFEW, MAFW, ...)")
-    parser.add_argument("--json", default=None, help="also write the report as JSON here")
-    return parser
-
-
 def _main_judge(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(argv)
     from erv.judge.run import run_judge
@@ -119,29 +107,8 @@ def _main_judge(argv: Sequence[str]) -> int:
     return 1 if summary.api_errors else 0
 
 
-def _main_agreement(argv: Sequence[str]) -> int:
-    args = build_agreement_parser().parse_args(argv)
-    if len(args.judgments) < 2:
-        raise ConfigError("agreement needs at least two judgment files")
-    from erv.judge.agreement import agreement_report, format_report
-    from erv.records import write_json
-
-    report = agreement_report(args.judgments, args.predictions, args.dataset)
-    print(format_report(report))
-    if args.json:
-        write_json(args.json, report)
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "agreement":
-        return _main_agreement(args[1:])
-    if args and args[0] == "testserver":
-        from erv.judge import testserver
-
-        return testserver.main(args[1:])
-    return _main_judge(args)
+    return _main_judge(list(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,15 @@ client.aclose()` on a loop you are done with (or use `async with`), `close()` at
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import threading
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence
 
 from erv.errors import ConfigError
+from erv.io.jobs import run_sync
 from erv.judge.cache import ReplyCache
 
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -151,22 +151,6 @@ def read_api_key(env_var: str) -> str:
     return value.strip()
 
 
-T = TypeVar("T")
-
-
-def run_sync(make_coroutine: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine to completion from synchronous code, also inside a running event loop.
-
-    Jupyter, TRL's reward thread and async web apps call our sync entry points from a running
-    loop, where `asyncio.run` refuses to start; then the coroutine runs on its own loop in a
-    helper thread. `make_coroutine` is called in the thread that runs it.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(make_coroutine())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="erv-async") as pool:
-        return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
 class JudgeClient:

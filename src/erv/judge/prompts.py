@@ -13,7 +13,7 @@ reviewer can diff them against the paper without reading code:
   JSON), then score it 1–5 with a rubric chosen by the function ("prefer the lower score").
 
 Parsers never coerce: a reply that is not exactly one label of the taxonomy (after the
-tolerant normalisation of :mod:`erv.emotions`) is `None`, and the caller keeps the raw text.
+tolerant normalisation of :mod:`erv.data.emotions`) is `None`, and the caller keeps the raw text.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from importlib import resources
 from string import Template
 from typing import Any, Sequence
 
-from erv.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import ErvError
 
 FGCE_FUNCTIONS: tuple[str, ...] = ("information extraction", "information analysis", "conclusion", "others")

@@ -9,7 +9,7 @@ Guarantees (and how):
   empty one) is recorded as unjudged with an error saying so; sending an empty "Reason:" to
   the judge, as the released script does, would invent an explanation emotion.
 - *Crash-safe and resumable.* Each record is appended as one whole line (batched, fsynced;
-  :class:`erv.records.JsonlAppender`). A re-run first compacts what is there, keeps every id
+  :class:`erv.io.jsonl.JsonlAppender`). A re-run first compacts what is there, keeps every id
   judged without error (a reply, valid label or not), and asks again only for ids that failed
   or were never written. At the end the file is rewritten atomically with exactly one record
   per id, in predictions order: the successful one if any, else the last failure.
@@ -19,21 +19,20 @@ Guarantees (and how):
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from erv.completions import extract_think
-from erv.emotions import Taxonomy, get_taxonomy
+from erv.data.completions import extract_think
+from erv.data.emotions import Taxonomy, get_taxonomy
 from erv.errors import ConfigError
-from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply, run_sync
+from erv.io.jobs import ResumableJob, progress_bar, run_sync
+from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
 from erv.judge.prompts import EXPLANATION_PROMPT_VARIANTS, explanation_emotion_prompt, parse_emotion_reply
-from erv.records import (JsonlAppender, Prediction, exclusive_output, iter_json_records, parse_judgment,
-                         read_predictions, write_jsonl)
+from erv.io.jsonl import iter_json_records
+from erv.data.records import Prediction, parse_judgment, read_predictions
 
 NO_EXPLANATION = "no explanation: the response has no <think>…</think> text"
 EMPTY_EXPLANATION = "no explanation: the <think>…</think> text is empty"
@@ -103,36 +102,6 @@ def compact(records: dict[str, dict[str, Any]], order: dict[str, int]) -> list[d
 # ---------------------------------------------------------------- the job
 
 
-class BatchWriter:
-    """Appends records in batches from a worker thread, so a slow disk never stalls requests."""
-
-    def __init__(self, appender: JsonlAppender) -> None:
-        self._appender = appender
-        self._pending: list[dict[str, Any]] = []
-        self._wake = asyncio.Event()
-        self._closing = False
-        self._task = asyncio.create_task(self._run())
-
-    def put(self, record: dict[str, Any]) -> None:
-        self._pending.append(record)
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._pending = self._pending, []
-            if batch:
-                await asyncio.to_thread(self._appender.append_many, batch)
-            if self._closing and not self._pending:
-                return
-
-    async def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        await self._task
-
-
 def _record(pred: Prediction, config: JudgeConfig, taxonomy: Taxonomy, prompt: str, *,
             emotion: str | None, raw: str | None, error: str | None, cached: bool = False,
             retries: int | None = None) -> dict[str, Any]:
@@ -140,18 +109,13 @@ def _record(pred: Prediction, config: JudgeConfig, taxonomy: Taxonomy, prompt: s
             "cached": cached, "retries": retries, "dataset": taxonomy.name, "prompt": prompt}
 
 
-async def _judge_all(todo: list[tuple[Prediction, str | None, str | None]], client: JudgeClient, writer_appender: JsonlAppender,
+async def _judge_all(job: ResumableJob, todo: list[tuple[Prediction, str | None, str | None]], client: JudgeClient,
                      taxonomy: Taxonomy, prompt_variant: str, summary: JudgeRunSummary, progress: bool | None) -> None:
-    from tqdm.auto import tqdm
-
     config = client.config
-    writer = BatchWriter(writer_appender)
-    bar = tqdm(total=len(todo), desc=f"judge {config.model}", unit="sample", disable=None if progress is None else not progress,
-               dynamic_ncols=True, file=sys.stderr)
-    items = iter(todo)
+    bar = progress_bar(len(todo), f"judge {config.model}", "sample", progress)
 
-    def account(record: dict[str, Any], reply: JudgeReply | None) -> None:
-        writer.put(record)
+    def account(record: dict[str, Any], reply: JudgeReply | None, put: Callable[[dict[str, Any]], None]) -> None:
+        put(record)
         if record["error"] is not None:
             summary.failed += 1
             if reply is None:
@@ -170,25 +134,23 @@ async def _judge_all(todo: list[tuple[Prediction, str | None, str | None]], clie
         if summary.failed:
             bar.set_postfix(failed=summary.failed, refresh=False)
 
-    async def worker() -> None:
-        for pred, prompt, problem in items:  # one shared iterator: each item goes to one worker
-            if prompt is None:
-                account(_record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem), None)
-                continue
-            reply = await client.complete(prompt)
-            if reply.ok:
-                emotion = parse_emotion_reply(reply.text, taxonomy)
-                record = _record(pred, config, taxonomy, prompt_variant, emotion=emotion, raw=reply.text, error=None,
-                                 cached=reply.cached, retries=reply.retries)
-            else:
-                record = _record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=reply.error)
-            account(record, reply)
+    async def handle(item: tuple[Prediction, str | None, str | None], put: Callable[[dict[str, Any]], None]) -> None:
+        pred, prompt, problem = item
+        if prompt is None:
+            account(_record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem), None, put)
+            return
+        reply = await client.complete(prompt)
+        if reply.ok:
+            emotion = parse_emotion_reply(reply.text, taxonomy)
+            record = _record(pred, config, taxonomy, prompt_variant, emotion=emotion, raw=reply.text, error=None,
+                             cached=reply.cached, retries=reply.retries)
+        else:
+            record = _record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=reply.error)
+        account(record, reply, put)
 
     try:
-        workers = [asyncio.create_task(worker()) for _ in range(min(int(config.concurrency), max(1, len(todo))))]
-        await asyncio.gather(*workers)
+        await job.run(todo, handle, concurrency=config.concurrency)
     finally:
-        await writer.close()
         bar.close()
         await client.aclose()
 
@@ -208,17 +170,12 @@ def run_judge(predictions: str | os.PathLike[str], dataset: str | Taxonomy, out:
     selected = all_predictions[:limit] if limit is not None else all_predictions
     summary = JudgeRunSummary(total=len(selected))
 
-    with exclusive_output(out, "erv judge"):
-        existing = load_existing(out, taxonomy, model=config.model, prompt=prompt_variant, known_ids=order,
-                                 predictions_path=predictions)
-        if existing or out.exists():
-            write_jsonl(out, compact(existing, order))  # drops duplicates and a torn last line
+    job = ResumableJob(out, "erv judge", arrange=lambda records: compact({r["id"]: r for r in records}, order),
+                       load=lambda: load_existing(out, taxonomy, model=config.model, prompt=prompt_variant,
+                                                  known_ids=order, predictions_path=predictions).values())
+    with job:
         todo: list[tuple[Prediction, str | None, str | None]] = []
-        for pred in selected:
-            previous = existing.get(pred.id)
-            if previous is not None and previous.get("error") is None:
-                summary.skipped += 1
-                continue
+        for pred in job.pending(selected, lambda p: p.id):
             explanation = extract_think(pred.response, allow_unclosed=allow_unclosed_think)
             if explanation is None:
                 todo.append((pred, None, NO_EXPLANATION))
@@ -226,26 +183,19 @@ def run_judge(predictions: str | os.PathLike[str], dataset: str | Taxonomy, out:
                 todo.append((pred, None, EMPTY_EXPLANATION))
             else:
                 todo.append((pred, explanation_emotion_prompt(explanation, taxonomy, variant=prompt_variant), None))
+        summary.skipped = job.skipped
 
-        if any(prompt is not None for _, prompt, _ in todo):
-            client = JudgeClient(config)
-        else:
-            client = None
+        client = JudgeClient(config) if any(prompt is not None for _, prompt, _ in todo) else None
         try:
-            with JsonlAppender(out) as appender:
-                if client is not None:
-                    run_sync(lambda: _judge_all(todo, client, appender, taxonomy, prompt_variant, summary, progress))
-                    summary.requests = client.requests_sent
-                elif todo:  # only samples without explanation: no endpoint needed
-                    for pred, _, problem in todo:
-                        appender.append(_record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem))
-                    summary.failed += len(todo)
-                    summary.no_explanation += len(todo)
+            if client is not None:
+                run_sync(lambda: _judge_all(job, todo, client, taxonomy, prompt_variant, summary, progress))
+                summary.requests = client.requests_sent
+            elif todo:  # only samples without explanation: no endpoint needed
+                job.write([_record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem)
+                           for pred, _, problem in todo])
+                summary.failed += len(todo)
+                summary.no_explanation += len(todo)
         finally:
             if client is not None:
                 client.close()
-            final = load_existing(out, taxonomy, model=config.model, prompt=prompt_variant, known_ids=order,
-                                  predictions_path=predictions)
-            write_jsonl(out, compact(final, order))
     return summary
-

@@ -1,4 +1,12 @@
-"""HumanOmni (Qwen2 + SigLIP + Whisper + BERT gate): model, processor, loading.
+"""HumanOmni (Qwen2 + SigLIP + Whisper + BERT gate): model, processor, loading, datasets.
+
+Modules, each with one job (imports run down this list, never up):
+  loading        `load_model`, `load_pretrained`: the entry points
+  dataset        torch Dataset + collator over record files (media decoded in DataLoader workers)
+  processor      prompts in every reference style, BERT questions, batching, decoding
+  modeling       the model: towers -> projectors -> BERT gate -> splice -> Qwen2
+  checkpoint     reading checkpoint folders: config completion, component paths, key checks
+  projectors, towers, splicing, paths, configuration, constants
 
 Importing this package registers `HumanOmni_qwen2` with `AutoConfig` / `AutoModelForCausalLM`,
 so `AutoModelForCausalLM.from_pretrained(checkpoint_dir)` works without `trust_remote_code`.
@@ -11,14 +19,15 @@ from erv.model.loading import load_model, load_pretrained
 from erv.model.processor import HumanOmniProcessor
 from erv.model.modeling import (HumanOmniCausalLMOutput, HumanOmniQwen2ForCausalLM, HumanOmniQwen2Model,
                                 build_model)
-from erv.model.splicing import (AUDIO_PLACEHOLDER, IGNORE_INDEX, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER,
-                                ModelInputError)
+from erv.model.constants import AUDIO_PLACEHOLDER, IGNORE_INDEX, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
+from erv.model.dataset import HumanOmniCollator, HumanOmniDataset, make_dataloader
+from erv.model.splicing import ModelInputError
 
 AutoConfig.register(MODEL_TYPE, HumanOmniQwen2Config, exist_ok=True)
 AutoModelForCausalLM.register(HumanOmniQwen2Config, HumanOmniQwen2ForCausalLM, exist_ok=True)
 
 __all__ = [
     "AUDIO_PLACEHOLDER", "IGNORE_INDEX", "IMAGE_PLACEHOLDER", "VIDEO_PLACEHOLDER",
-    "HumanOmniCausalLMOutput", "HumanOmniProcessor", "HumanOmniQwen2Config", "HumanOmniQwen2ForCausalLM", "HumanOmniQwen2Model",
-    "ModelInputError", "build_model", "load_model", "load_pretrained", "preset_config",
+    "HumanOmniCausalLMOutput", "HumanOmniCollator", "HumanOmniDataset", "HumanOmniProcessor", "HumanOmniQwen2Config", "HumanOmniQwen2ForCausalLM", "HumanOmniQwen2Model",
+    "ModelInputError", "build_model", "load_model", "make_dataloader", "load_pretrained", "preset_config",
 ]

@@ -27,11 +27,13 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2PreTrainedModel
 from transformers.utils import can_return_tuple
 
 from erv.errors import ConfigError
+from erv.model.checkpoint import load_checkpoint
 from erv.model.configuration import (AUDIO_POOL_STRIDE, BERT_GATE_WIDTH, COMPRESSOR_MID_CHANNELS,
                                      FEATURE_COMPRESSORS, NUM_BRANCHES, HumanOmniQwen2Config)
 from erv.model.projectors import (GATED_PROJECTORS, AllInOneProjector, SlowFastCompressor, bilinear_face_pool,
                                   build_audio_projector, build_vision_projector, fuse_branches)
-from erv.model.splicing import (AUDIO_PLACEHOLDER, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER, ModelInputError,
+from erv.model.constants import AUDIO_PLACEHOLDER, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
+from erv.model.splicing import (ModelInputError,
                                 SplicedInputs, position_ids_from_mask, splice_multimodal)
 from erv.model.towers import SiglipVisionTower, WhisperAudioTower
 
@@ -209,7 +211,7 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
     # ----------------------------------------------------------------------------- loading
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *model_args: Any, **kwargs: Any):
-        """Load through `erv.model.load_model` (tower/BERT resolution, key checks); see its doc.
+        """Load through `erv.model.checkpoint.load_checkpoint` (tower/BERT resolution, key checks).
 
         Accepts the usual transformers keyword arguments plus `vision_tower`, `audio_tower`,
         `bert`, `components_dir` and `tower_weights`, so `AutoModelForCausalLM.from_pretrained`
@@ -217,9 +219,7 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
         """
         if model_args:
             raise TypeError("HumanOmniQwen2ForCausalLM.from_pretrained takes keyword arguments only")
-        from erv.model.loading import load_model
-
-        return load_model(pretrained_model_name_or_path, **kwargs)
+        return load_checkpoint(cls, pretrained_model_name_or_path, **kwargs)
 
     @classmethod
     def _from_pretrained_checkpoint(cls, path: Any, **kwargs: Any):

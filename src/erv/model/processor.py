@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import torch
 
-from erv.config_files import read_json_config
 from erv.errors import ConfigError, MediaError
+from erv.model.checkpoint import checkpoint_dir as local_checkpoint_dir
+from erv.model.checkpoint import read_checkpoint_config
+from erv.model.constants import IGNORE_INDEX, PLACEHOLDER_IDS
 from erv.media import (
     AspectRatio,
     AudioFeatureExtractor,
@@ -51,11 +53,6 @@ from erv.media import (
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import BatchFeature
 
-IGNORE_INDEX = -100
-IMAGE_TOKEN_INDEX = -200
-VIDEO_TOKEN_INDEX = -201
-AUDIO_TOKEN_INDEX = -202
-PLACEHOLDER_IDS = {"<image>": IMAGE_TOKEN_INDEX, "<video>": VIDEO_TOKEN_INDEX, "<audio>": AUDIO_TOKEN_INDEX}
 _PLACEHOLDER_SPLIT = re.compile("(" + "|".join(re.escape(t) for t in PLACEHOLDER_IDS) + ")")
 
 WRAPPERS = {
@@ -179,9 +176,10 @@ class HumanOmniProcessor:
         `config` is the checkpoint's config object/dict or None (then config.json is read) and
         provides `num_frames` (default 8), `mm_use_x_start_end` and `model_type`.
         """
-        checkpoint_dir = str(checkpoint_dir)
+        folder = local_checkpoint_dir(checkpoint_dir)
         if config is None:
-            config = _read_checkpoint_config(checkpoint_dir)
+            config = read_checkpoint_config(folder)
+        checkpoint_dir = str(folder)
         tokenizer = load_tokenizer(checkpoint_dir, "LLM tokenizer")
         if getattr(tokenizer, "chat_template", None) is None:
             _adopt_processor_chat_template(tokenizer, checkpoint_dir)
@@ -509,12 +507,3 @@ def _adopt_processor_chat_template(tokenizer: Any, checkpoint_dir: str) -> None:
                 tokenizer.chat_template = template
     except (OSError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read the chat template in {checkpoint_dir}: {exc}") from exc
-
-
-def _read_checkpoint_config(checkpoint_dir: str) -> dict[str, Any]:
-    def from_hub(hub_id: str) -> dict[str, Any]:
-        from transformers import PretrainedConfig
-
-        return PretrainedConfig.get_config_dict(hub_id)[0]
-
-    return read_json_config(checkpoint_dir, "config.json", "checkpoint", from_hub)

@@ -24,11 +24,8 @@ from typing import Callable
 import torch
 
 from erv.errors import ErvError
+from erv.model.constants import AUDIO_PLACEHOLDER, IGNORE_INDEX, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
 
-IGNORE_INDEX = -100
-IMAGE_PLACEHOLDER = -200
-VIDEO_PLACEHOLDER = -201
-AUDIO_PLACEHOLDER = -202
 
 
 class ModelInputError(ErvError, ValueError):

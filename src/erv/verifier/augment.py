@@ -27,19 +27,18 @@ import hashlib
 import json
 import random
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from erv.completions import extract_think
-from erv.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.data.completions import extract_think
+from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import ConfigError, RecordError, TaxonomyError
-from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply, run_sync
+from erv.io.jobs import ResumableJob, progress_bar, run_sync
+from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
 from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseudo_label_prompt
-from erv.judge.run import BatchWriter  # batched appends off the event loop
-from erv.records import JsonlAppender, PathLike, exclusive_output, iter_json_records, write_json, write_jsonl
+from erv.io.jsonl import PathLike, iter_json_records, write_json
 
 # The classes the paper complements to about 1K examples each (paper-notes §3).
 PAPER_RARE_CLASSES: tuple[str, ...] = ("disgust", "fear", "contempt", "disappointment", "neutral", "helplessness")
@@ -189,39 +188,31 @@ def count_labels(records: Iterable[dict[str, Any]], taxonomy: Taxonomy) -> dict[
     return {label: counts.get(label, 0) for label in taxonomy.labels}
 
 
-async def _pseudo_label_all(todo: list[Explanation], client: JudgeClient, appender: JsonlAppender,
-                            taxonomy: Taxonomy, summary: PseudoLabelSummary, progress: bool | None) -> None:
-    from tqdm.auto import tqdm
-
+async def _pseudo_label_all(job: ResumableJob, todo: list[Explanation], client: JudgeClient, taxonomy: Taxonomy,
+                            summary: PseudoLabelSummary, progress: bool | None) -> None:
     config = client.config
-    writer = BatchWriter(appender)
-    bar = tqdm(total=len(todo), desc=f"pseudo-label {config.model}", unit="text", dynamic_ncols=True,
-               disable=None if progress is None else not progress, file=sys.stderr)
-    items = iter(todo)
+    bar = progress_bar(len(todo), f"pseudo-label {config.model}", "text", progress)
 
-    async def worker() -> None:
-        for item in items:  # one shared iterator: each item goes to exactly one worker
-            reply = await client.complete(pseudo_label_prompt(item.text, taxonomy))
-            if reply.ok:
-                labels = parse_multi_emotion_reply(reply.text, taxonomy, max_labels=MAX_PSEUDO_LABELS)
-                writer.put(_pseudo_record(item, config, taxonomy, labels=labels, raw=reply.text, error=None,
-                                          cached=reply.cached))
-                if reply.cached:
-                    summary.cached += 1
-                else:
-                    summary.labelled += 1
-                summary.out_of_taxonomy += labels is None
+    async def handle(item: Explanation, put: Callable[[dict[str, Any]], None]) -> None:
+        reply = await client.complete(pseudo_label_prompt(item.text, taxonomy))
+        if reply.ok:
+            labels = parse_multi_emotion_reply(reply.text, taxonomy, max_labels=MAX_PSEUDO_LABELS)
+            put(_pseudo_record(item, config, taxonomy, labels=labels, raw=reply.text, error=None, cached=reply.cached))
+            if reply.cached:
+                summary.cached += 1
             else:
-                writer.put(_pseudo_record(item, config, taxonomy, labels=None, raw=None, error=reply.error))
-                summary.failed += 1
-                summary.errors[reply.error] += 1
-                bar.set_postfix(failed=summary.failed, refresh=False)
-            bar.update(1)
+                summary.labelled += 1
+            summary.out_of_taxonomy += labels is None
+        else:
+            put(_pseudo_record(item, config, taxonomy, labels=None, raw=None, error=reply.error))
+            summary.failed += 1
+            summary.errors[reply.error] += 1
+            bar.set_postfix(failed=summary.failed, refresh=False)
+        bar.update(1)
 
     try:
-        await asyncio.gather(*(worker() for _ in range(min(int(config.concurrency), max(1, len(todo))))))
+        await job.run(todo, handle, concurrency=config.concurrency)
     finally:
-        await writer.close()
         bar.close()
         await client.aclose()
 
@@ -241,29 +232,21 @@ def run_pseudo_label(source: PathLike, dataset: str | Taxonomy, out: PathLike, c
     selected = explanations[:limit] if limit is not None else explanations
     summary = PseudoLabelSummary(total=len(selected), no_text=len(no_text))
 
-    with exclusive_output(out, "erv verifier augment pseudo-label"):
-        existing = _load_pseudo_labels(out, taxonomy, config.model, order, source)
-        if existing or out.exists():
-            write_jsonl(out, _compact(existing, order))  # drops retries' leftovers and a torn last line
-        todo = []
-        for item in selected:
-            previous = existing.get(item.id)
-            if previous is not None and previous.get("error") is None:
-                summary.skipped += 1
-            else:
-                todo.append(item)
+    job = ResumableJob(out, "erv verifier augment pseudo-label",
+                       load=lambda: _load_pseudo_labels(out, taxonomy, config.model, order, source).values(),
+                       arrange=lambda records: _compact({r["id"]: r for r in records}, order))
+    with job:
+        todo = job.pending(selected, lambda item: item.id)
+        summary.skipped = job.skipped
         client = JudgeClient(config) if todo else None
         try:
             if client is not None:
-                with JsonlAppender(out) as appender:
-                    run_sync(lambda: _pseudo_label_all(todo, client, appender, taxonomy, summary, progress))
+                run_sync(lambda: _pseudo_label_all(job, todo, client, taxonomy, summary, progress))
                 summary.requests = client.requests_sent
         finally:
             if client is not None:
                 client.close()
-            final = _load_pseudo_labels(out, taxonomy, config.model, order, source)
-            records = _compact(final, order)
-            write_jsonl(out, records)
+    records = job.final
     summary.label_counts = count_labels(records, taxonomy)
     summary.file_out_of_taxonomy = sum(1 for r in records if r.get("error") is None and r.get("labels") is None)
     summary.file_failed = sum(1 for r in records if r.get("error") is not None)
@@ -413,14 +396,15 @@ def resolve_classes(classes: Sequence[str] | None, taxonomy: Taxonomy) -> list[s
     return out
 
 
-async def _complement_all(requests: list[tuple[str, int, list[_Shot]]], client: JudgeClient, writer: BatchWriter,
-                          taxonomy: Taxonomy, seen: set[str], have: dict[str, int], request_seed: bool, seed: int,
-                          summary: ComplementSummary, bar: Any) -> Counter:
+async def _complement_round(job: ResumableJob, requests: list[tuple[str, int, list[_Shot]]], client: JudgeClient,
+                            taxonomy: Taxonomy, seen: set[str], have: dict[str, int], request_seed: bool, seed: int,
+                            summary: ComplementSummary, bar: Any) -> Counter:
     """One round: every request at once (bounded by the client's concurrency); returns new texts per class."""
     config = client.config
     added: Counter = Counter()
 
-    async def one(label: str, draw: int, shots: list[_Shot]) -> None:
+    async def handle(request: tuple[str, int, list[_Shot]], put: Callable[[dict[str, Any]], None]) -> None:
+        label, draw, shots = request
         prompt = complement_prompt(label, [s.text for s in shots])
         reply: JudgeReply = await client.complete(prompt, seed=_draw(seed, label, draw) if request_seed else None)
         summary.requested += 1
@@ -439,11 +423,11 @@ async def _complement_all(requests: list[tuple[str, int, list[_Shot]]], client: 
         have[label] += 1
         added[label] += 1
         summary.generated += 1
-        writer.put({"id": f"complement:{label}:{draw:06d}", "text": text, "labels": [label], "raw": reply.text,
-                    "error": None, "judge": config.model, "dataset": taxonomy.name, "draw": draw,
-                    "shots": [s.ref for s in shots], "cached": reply.cached})
+        put({"id": f"complement:{label}:{draw:06d}", "text": text, "labels": [label], "raw": reply.text,
+             "error": None, "judge": config.model, "dataset": taxonomy.name, "draw": draw,
+             "shots": [s.ref for s in shots], "cached": reply.cached})
 
-    await asyncio.gather(*(one(label, draw, shots) for label, draw, shots in requests))
+    await job.run(requests, handle, concurrency=len(requests) or 1)  # the client bounds what is in flight
     return added
 
 
@@ -463,7 +447,6 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
     round asks again, until the targets are met, two rounds in a row bring a class nothing new
     (it is reported as stalled) or `max_rounds` rounds have run.
     """
-    from tqdm.auto import tqdm
 
     from erv.verifier.data import ImportReport, load_many
 
@@ -493,10 +476,10 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
     data_counts = Counter(label for ex in examples for label in ex.labels)
     summary = ComplementSummary(target=int(target), data_counts={label: data_counts.get(label, 0) for label in labels})
 
-    with exclusive_output(out, "erv verifier augment complement"):
-        generated = _load_generated(out, taxonomy, config.model)
-        if generated or out.exists():
-            write_jsonl(out, _sort_generated(generated, taxonomy))
+    job = ResumableJob(out, "erv verifier augment complement", load=lambda: _load_generated(out, taxonomy, config.model),
+                       arrange=lambda records: _sort_generated(records, taxonomy))
+    with job:
+        generated = list(job.existing.values())
         have = {label: data_counts.get(label, 0) for label in labels}
         draws_path = draws_file(out)
         used = _read_draws(draws_path)
@@ -516,13 +499,11 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
         client = JudgeClient(config) if need else None
         try:
             if client is not None:
-                bar = tqdm(total=sum(need.values()), desc=f"complement {config.model}", unit="req", dynamic_ncols=True,
-                           disable=None if progress is None else not progress, file=sys.stderr)
+                bar = progress_bar(sum(need.values()), f"complement {config.model}", "req", progress)
                 try:
-                    with JsonlAppender(out) as appender:
-                        run_sync(lambda: _complement_rounds(need, pools, next_draw, client, appender, taxonomy, seen, have,
-                                                       int(target), request_seed, seed, int(max_rounds), summary, bar,
-                                                       lambda: _write_draws(draws_path, used, next_draw)))
+                    run_sync(lambda: _complement_rounds(job, need, pools, next_draw, client, taxonomy, seen, have,
+                                                        int(target), request_seed, seed, int(max_rounds), summary, bar,
+                                                        lambda: _write_draws(draws_path, used, next_draw)))
                 finally:
                     bar.close()
                     _write_draws(draws_path, used, next_draw)
@@ -530,8 +511,7 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
         finally:
             if client is not None:
                 client.close()
-            final = _load_generated(out, taxonomy, config.model)
-            write_jsonl(out, _sort_generated(final, taxonomy))
+    final = job.final
     after = {label: data_counts.get(label, 0) for label in labels}
     for record in final:
         if record["labels"][0] in after:
@@ -540,11 +520,10 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
     return summary
 
 
-async def _complement_rounds(need: dict[str, int], pools: dict[str, list[_Shot]], next_draw: dict[str, int],
-                             client: JudgeClient, appender: JsonlAppender, taxonomy: Taxonomy, seen: set[str],
+async def _complement_rounds(job: ResumableJob, need: dict[str, int], pools: dict[str, list[_Shot]],
+                             next_draw: dict[str, int], client: JudgeClient, taxonomy: Taxonomy, seen: set[str],
                              have: dict[str, int], target: int, request_seed: bool, seed: int, max_rounds: int,
                              summary: ComplementSummary, bar: Any, save_draws: Any) -> None:
-    writer = BatchWriter(appender)
     active = dict(need)
     idle_rounds: Counter = Counter()  # consecutive rounds without a new text, per class
     try:
@@ -561,7 +540,7 @@ async def _complement_rounds(need: dict[str, int], pools: dict[str, list[_Shot]]
                 bar.total = (bar.total or 0) + len(requests)
                 bar.refresh()
             await asyncio.to_thread(save_draws)  # before sending: a killed run never reuses these draws
-            added = await _complement_all(requests, client, writer, taxonomy, seen, have, request_seed, seed, summary, bar)
+            added = await _complement_round(job, requests, client, taxonomy, seen, have, request_seed, seed, summary, bar)
             still: dict[str, int] = {}
             for label in active:
                 if have[label] >= target:
@@ -573,5 +552,4 @@ async def _complement_rounds(need: dict[str, int], pools: dict[str, list[_Shot]]
                 still[label] = target - have[label]
             active = still
     finally:
-        await writer.close()
         await client.aclose()

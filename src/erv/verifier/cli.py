@@ -111,7 +111,7 @@ def _require(args: Any, *names: str, prog: str) -> None:
 
 
 def run_data(argv: Sequence[str]) -> int:
-    from erv.records import write_json
+    from erv.io.jsonl import write_json
     from erv.verifier.data import (ImportReport, format_counts, label_counts, load_many, train_eval_split,
                                    write_examples)
 
@@ -144,7 +144,7 @@ def _load_verifier(args: Any) -> Any:
 
 
 def run_eval(argv: Sequence[str]) -> int:
-    from erv.records import write_json
+    from erv.io.jsonl import write_json
     from erv.verifier.data import ImportReport, load_many
     from erv.verifier.eval import EvalSettings, evaluate_verifier, format_report
 
@@ -173,7 +173,7 @@ def run_predict(argv: Sequence[str]) -> int:
 
     from tqdm import tqdm
 
-    from erv.records import JsonlAppender, iter_json_records
+    from erv.io.jsonl import JsonlAppender, iter_json_records
     from erv.verifier.data import iter_texts
     from erv.verifier.predict import select_label_sets
 
@@ -280,7 +280,7 @@ def run_pseudo_label_command(argv: Sequence[str]) -> int:
     from dataclasses import asdict
 
     from erv.judge.cli import judge_config_from_args
-    from erv.records import write_json
+    from erv.io.jsonl import write_json
     from erv.verifier.augment import run_pseudo_label
     from erv.verifier.data import format_counts
 
@@ -310,7 +310,7 @@ def run_complement_command(argv: Sequence[str]) -> int:
     from dataclasses import asdict
 
     from erv.judge.cli import judge_config_from_args
-    from erv.records import write_json
+    from erv.io.jsonl import write_json
     from erv.verifier.augment import run_complement
 
     command = "erv verifier augment complement"

@@ -10,7 +10,7 @@ as `id` and `source` are kept). Importers turn the public sources into it:
 - LLM-judge pseudo-label records (JSONL with `id`, `labels` or `explanation_emotion` /
   `raw`, and the explanation text, or a predictions file to take the `<think>` text from).
 
-Every label goes through :mod:`erv.emotions`. A label the taxonomy does not know is an error
+Every label goes through :mod:`erv.data.emotions`. A label the taxonomy does not know is an error
 naming the file and line, unless the caller asks to drop such labels; then each dropped label
 is counted and the counts are reported. Nothing is mapped to a nearby class.
 """
@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
-from erv.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import ConfigError, RecordError
-from erv.records import PathLike, iter_json_records, read_predictions, write_jsonl
+from erv.io.jsonl import PathLike, iter_json_records, write_jsonl
+from erv.data.records import read_predictions
 
 Format = Literal["auto", "jsonl", "emer", "merr", "judge"]
 FORMATS: tuple[str, ...] = ("auto", "jsonl", "emer", "merr", "judge")
@@ -268,7 +269,7 @@ def read_judge_pseudo_labels(path: PathLike, norm: LabelNormalizer, *,
     `predictions`. A record with `labels: null` (what `erv verifier augment` writes for a
     reply outside the taxonomy) is skipped and counted; its `raw` is not parsed again.
     """
-    from erv.completions import extract_think
+    from erv.data.completions import extract_think
 
     think_by_id: dict[str, str | None] = {}
     if predictions is not None:

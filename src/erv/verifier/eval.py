@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from erv.emotions import Taxonomy
+from erv.data.emotions import Taxonomy
 from erv.errors import ConfigError
 
 logger = logging.getLogger(__name__)

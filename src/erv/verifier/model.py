@@ -7,7 +7,7 @@ Two head layouts exist in practice, and `config.id2label` says which one a check
   of its concept (happiness → joy, anxiety → nervousness, helplessness → grief, contempt →
   disapproval, ...; `Taxonomy.goemotions_index`).
 - ``labels``: a head over emotion labels of its own (e.g. MAFW's eleven). Each column is
-  mapped onto the dataset taxonomy through :func:`erv.emotions.normalize_label`, so a head
+  mapped onto the dataset taxonomy through :func:`erv.data.emotions.normalize_label`, so a head
   trained on MAFW names serves DFEW as well.
 
 Whatever cannot work is refused when the verifier is built, not in the middle of training:
@@ -27,7 +27,7 @@ from typing import Any, Literal, Sequence
 
 import torch
 
-from erv.emotions import GOEMOTIONS_LABELS, TAXONOMIES, UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.data.emotions import GOEMOTIONS_LABELS, TAXONOMIES, UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import ConfigError, TaxonomyError
 from erv.verifier.predict import ProbabilityCache, ScoringStats, score_texts, select_label_sets
 

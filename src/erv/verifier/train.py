@@ -22,9 +22,9 @@ from typing import Any, Sequence
 
 from transformers import TrainingArguments
 
-from erv.emotions import GOEMOTIONS_LABELS, Taxonomy, get_taxonomy
+from erv.data.emotions import GOEMOTIONS_LABELS, Taxonomy, get_taxonomy
 from erv.errors import ConfigError, TaxonomyError
-from erv.records import write_json
+from erv.io.jsonl import write_json
 from erv.verifier.data import (FORMATS, ImportReport, TextExample, format_counts, label_counts, load_many,
                                train_eval_split, write_examples)
 

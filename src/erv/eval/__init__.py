@@ -1,0 +1,3 @@
+"""Scoring predictions: metric definitions with bootstrap intervals (`metrics`), `erv evaluate`
+(`evaluate`), report tables and plots (`report`), and agreement between judges (`agreement`).
+"""

@@ -1,0 +1,200 @@
+"""`erv evaluate` (and `python eval_score.py`): score predictions, optionally with judgments.
+
+Inputs are checked before anything is computed: every prediction's gold label must be a label
+of the dataset, ids must be unique, and when a label file is given, predictions and labels
+must cover the same samples with the same gold labels. Missing samples fail the run unless
+`--allow-missing` is given, in which case they are listed and left out (the printed `n`
+says how many were scored). Judgments without a matching prediction are treated the same
+way; predictions without a usable judgment are *unjudged*: excluded from EEA/EPC/FCR and
+counted.
+
+Several prediction files (one per fold) are scored separately, then summarised by their mean
+and sample standard deviation. `--judgments` then takes one file per prediction file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from erv.data.completions import extract_answer
+from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.errors import ConfigError, RecordError, TaxonomyError
+from erv.data.labels import canonical_id, read_label_file
+from erv.eval.metrics import aggregate_folds, compute_metrics, encode
+from erv.io.jsonl import write_json
+from erv.data.records import Prediction, read_judgments, read_predictions
+
+
+@dataclass
+class Problems:
+    """Coverage problems found while matching files; fatal unless allowed."""
+
+    predictions_without_label: list[str] = field(default_factory=list)
+    labels_without_prediction: list[str] = field(default_factory=list)
+    judgments_without_prediction: list[str] = field(default_factory=list)
+
+    def any(self) -> bool:
+        return bool(self.predictions_without_label or self.labels_without_prediction
+                    or self.judgments_without_prediction)
+
+    def lines(self, where: str) -> list[str]:
+        out = []
+        for name, ids in (("predictions with no label", self.predictions_without_label),
+                          ("labelled samples with no prediction", self.labels_without_prediction),
+                          ("judgments with no prediction", self.judgments_without_prediction)):
+            if ids:
+                shown = ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
+                out.append(f"{where}: {len(ids)} {name}: {shown}")
+        return out
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"predictions_without_label": self.predictions_without_label,
+                "labels_without_prediction": self.labels_without_prediction,
+                "judgments_without_prediction": self.judgments_without_prediction}
+
+
+def predicted_label(response: str, taxonomy: Taxonomy) -> str:
+    """The normalised content of the first complete <answer>…</answer>, or "unknown"."""
+    answer = extract_answer(response)
+    return UNKNOWN if answer is None else normalize_label(answer, taxonomy)
+
+
+def evaluate_file(predictions_path: str, taxonomy: Taxonomy, *, judgments_path: str | None = None,
+                  labels_path: str | None = None, allow_missing: bool = False, n_resamples: int = 1000,
+                  seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """Score one predictions file; returns the metrics object (design.md) plus bookkeeping."""
+    predictions = read_predictions(predictions_path, taxonomy)
+    for pred in predictions:
+        if pred.dataset and _dataset_name(pred.dataset, pred) != taxonomy.name:
+            raise RecordError(f"{pred.where}: sample {pred.id} is from dataset {pred.dataset!r}, "
+                              f"but --dataset is {taxonomy.name}")
+    problems = Problems()
+    if labels_path is not None:
+        labels = read_label_file(labels_path, taxonomy)
+        by_key: dict[str, Prediction] = {}
+        for pred in predictions:
+            other = by_key.setdefault(canonical_id(pred.id), pred)
+            if other is not pred:  # e.g. "00025" and "25": one clip, predicted twice
+                raise RecordError(f"{pred.where}: id {pred.id!r} is the same sample as {other.id!r} at {other.where}")
+        for key, pred in by_key.items():
+            if key not in labels:
+                problems.predictions_without_label.append(pred.id)
+            elif labels[key] != pred.gold:
+                raise RecordError(f"{pred.where}: sample {pred.id} has gold {pred.gold!r} but "
+                                  f"{labels_path} says {labels[key]!r}")
+        problems.labels_without_prediction = sorted((k for k in labels if k not in by_key), key=_id_order)
+        keep = {k for k in by_key if k in labels}
+        predictions = [p for p in predictions if canonical_id(p.id) in keep]
+
+    explanation: list[str | None] | None = None
+    if judgments_path is not None:
+        judgments = read_judgments(judgments_path, taxonomy)
+        pred_ids = {p.id for p in predictions}
+        problems.judgments_without_prediction = sorted((j for j in judgments if j not in pred_ids), key=_id_order)
+        explanation = []
+        for pred in predictions:
+            judgment = judgments.get(pred.id)
+            explanation.append(judgment.explanation_emotion if judgment is not None and judgment.ok else None)
+
+    if problems.any() and not allow_missing:
+        raise RecordError("; ".join(problems.lines(predictions_path)) + " (pass --allow-missing to score the rest)")
+    if not predictions:
+        raise RecordError(f"{predictions_path}: no prediction left to score")
+
+    preds = [predicted_label(p.response, taxonomy) for p in predictions]
+    outcomes = encode([p.gold for p in predictions], preds, taxonomy, explanation)
+    result = compute_metrics(outcomes, with_coherence=explanation is not None, n_resamples=n_resamples,
+                             seed=seed, level=level)
+    result["predictions"] = str(predictions_path)
+    if judgments_path is not None:
+        result["judgments"] = str(judgments_path)
+    if problems.any():
+        result["excluded"] = problems.as_dict()
+    result["unknown_ids"] = [p.id for p, label in zip(predictions, preds) if label == UNKNOWN]
+    return result
+
+
+def _dataset_name(name: str, pred: Prediction) -> str:
+    try:
+        return get_taxonomy(name).name
+    except TaxonomyError as exc:
+        raise RecordError(f"{pred.where}: sample {pred.id}: {exc}") from None
+
+
+def _id_order(sample_id: str) -> tuple[int, str]:
+    return (len(sample_id), sample_id)
+
+
+def evaluate(predictions: Sequence[str], dataset: str, *, judgments: Sequence[str] | None = None,
+             labels: Sequence[str] | None = None, allow_missing: bool = False, n_resamples: int = 1000,
+             seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """Score one or several prediction files; several → per-fold results plus mean/std."""
+    taxonomy = get_taxonomy(dataset)
+    if not predictions:
+        raise ConfigError("no predictions file given")
+    if judgments and len(judgments) != len(predictions):
+        raise ConfigError(f"{len(predictions)} prediction file(s) but {len(judgments)} judgment file(s); give one per fold")
+    if labels and len(labels) not in (1, len(predictions)):
+        raise ConfigError(f"{len(predictions)} prediction file(s) but {len(labels)} label file(s)")
+    folds = []
+    for i, path in enumerate(predictions):
+        folds.append(evaluate_file(
+            path, taxonomy,
+            judgments_path=judgments[i] if judgments else None,
+            labels_path=(labels[i] if len(labels) > 1 else labels[0]) if labels else None,
+            allow_missing=allow_missing, n_resamples=n_resamples, seed=seed, level=level))
+    if len(folds) == 1:
+        return folds[0]
+    summary = aggregate_folds(folds)
+    return {"dataset": taxonomy.name, "folds": folds, "mean": summary["mean"], "std": summary["std"]}
+
+
+def build_parser(prog: str = "erv evaluate") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--predictions", nargs="+", required=True, metavar="P.jsonl",
+                        help="predictions file(s); several = one per fold")
+    parser.add_argument("--dataset", required=True, help="taxonomy: DFEW, MAFW, EMER, RAVDESS")
+    parser.add_argument("--judgments", nargs="+", metavar="J.jsonl", help="judge output(s), one per predictions file")
+    parser.add_argument("--labels", nargs="+", metavar="FILE",
+                        help="the dataset's label file(s) (DFEW csv, MAFW txt/xlsx, records json) to check coverage and gold")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="score what matches and list missing/extra samples instead of failing")
+    parser.add_argument("--json", dest="json_out", metavar="OUT", help="write the metrics object here")
+    parser.add_argument("--plots", metavar="DIR", help="write confusion-matrix PNGs here")
+    parser.add_argument("--report", metavar="OUT.md", help="write a markdown report here")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples for the 95%% intervals (0 = none; default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "erv evaluate") -> int:
+    from erv.eval import report
+
+    args = build_parser(prog).parse_args(argv)
+    if not 0 < args.level < 1:
+        raise ConfigError(f"--level must be in (0, 1), got {args.level}")
+    result = evaluate(args.predictions, args.dataset, judgments=args.judgments, labels=args.labels,
+                      allow_missing=args.allow_missing, n_resamples=args.bootstrap, seed=args.seed,
+                      level=args.level)
+    folds = result.get("folds", [result])
+    for fold in folds:
+        if "excluded" in fold:
+            problems = Problems(**fold["excluded"])
+            for line in problems.lines(fold["predictions"]):
+                print(f"warning: {line} (excluded)", file=sys.stderr)
+    print(report.format_text(result))
+    if args.json_out:
+        write_json(args.json_out, result)
+    if args.plots:
+        for path in report.plot_confusions(result, Path(args.plots)):
+            print(f"wrote {path}")
+    if args.report:
+        report.write_markdown(result, args.report)
+    return 0

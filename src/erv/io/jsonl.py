@@ -1,0 +1,210 @@
+"""Record files on disk: JSON-list or JSONL reading with file:line errors, atomic writes,
+a crash-safe appender and an output lock.
+
+Every file may be a JSON list or JSONL. Errors name the file and line (for a JSON list, the
+element index). Writes are atomic (temp file + rename); appends write one whole line per
+record and fsync, so a killed job leaves at most one torn last line, which resuming readers
+drop with a warning instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from erv.errors import ConfigError, RecordError
+
+PathLike = str | os.PathLike[str]
+
+
+# ---------------------------------------------------------------- raw reading
+
+
+def iter_json_records(path: PathLike, *, tolerate_torn_tail: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield `(location, record)` from a JSON list or JSONL file.
+
+    `location` is "file:line" for JSONL and "file[index]" for a JSON list. Blank lines are
+    skipped. `tolerate_torn_tail` drops an unparseable *last* line that has no newline (what a
+    killed writer leaves) with a warning; anywhere else a bad line is an error.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path}: not UTF-8 text ({exc})") from None
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RecordError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+        for index, record in enumerate(data):
+            where = f"{path}[{index}]"
+            if not isinstance(record, dict):
+                raise RecordError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            yield where, record
+        return
+    lines = text.split("\n")
+    torn_tail = not text.endswith("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if tolerate_torn_tail and torn_tail and number == len(lines):
+                warnings.warn(f"{where}: ignoring an incomplete last line (interrupted write)", stacklevel=2)
+                return
+            raise RecordError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise RecordError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        yield where, record
+
+
+def read_json_records(path: PathLike, *, allow_empty: bool = False) -> list[dict[str, Any]]:
+    records = [r for _, r in iter_json_records(path)]
+    if not records and not allow_empty:
+        raise RecordError(f"{path}: file holds no records")
+    return records
+
+
+# ---------------------------------------------------------------- atomic writing
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write `text` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp creates 0600 files; keep the mode an ordinary write would give (an existing
+        # file's mode, else 0666 less the umask) so collaborators can read the results.
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def dumps_record(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(", ", ": "))
+
+
+def write_jsonl(path: PathLike, records: Iterable[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    for record in records:
+        buffer.write(dumps_record(record))
+        buffer.write("\n")
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_json(path: PathLike, obj: Any, *, indent: int | None = 2) -> None:
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+
+
+def _after_last_newline(fd: int, size: int, chunk: int = 1 << 16) -> int:
+    """Offset just past the last newline of the file (0 if none), reading backwards in chunks."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
+@contextlib.contextmanager
+def exclusive_output(out: PathLike, command: str) -> Iterator[None]:
+    """Refuse a second job on the same output while this one runs (advisory lock file).
+
+    Two resumable jobs appending to one file would each skip what the other has not yet
+    written and duplicate records; the lock makes the second one stop with a clear message.
+    """
+    out = Path(out)
+    lock_path = out.with_name(f".{out.name}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - non-POSIX: no locking
+            yield
+            return
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"{out}: another `{command}` is writing this file (lock {lock_path}); "
+                              f"wait for it or use another --out") from None
+        yield
+    finally:
+        handle.close()
+
+
+class JsonlAppender:
+    """Append records to a JSONL file, one complete line per `os.write`, fsynced.
+
+    Used by resumable jobs (judge, inference): after a crash every record already appended
+    is whole, except possibly a torn last line. Opening an appender on such a file cuts the
+    torn piece off (with a warning) so that the file is valid JSONL again; the record it
+    belonged to was never complete and is redone by the resuming job.
+    """
+
+    def __init__(self, path: PathLike, *, fsync: bool = True) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fsync = fsync
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            keep = _after_last_newline(self._fd, size)
+            warnings.warn(f"{self.path}: removing an incomplete last line left by an interrupted write "
+                          f"({size - keep} bytes)", stacklevel=2)
+            os.ftruncate(self._fd, keep)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.append_many([record])
+
+    def append_many(self, records: Iterable[dict[str, Any]]) -> None:
+        data = "".join(dumps_record(r) + "\n" for r in records).encode("utf-8")
+        if not data:
+            return
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self._fsync:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "JsonlAppender":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,29 @@
+"""The GPU benchmark script runs its CPU smoke version where there is no CUDA (so the script stays tested)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_model_gpu.py"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on CUDA the script runs the real-size benchmark")
+def test_bench_cpu_smoke(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_model_gpu", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    try:
+        assert bench.main(["--reps", "1", "--json", str(tmp_path / "out.json")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert "CUDA is not available" in capsys.readouterr().out
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["preset"] == "humanomni-tiny" and [r["batch"] for r in result["rows"]] == [1, 4]
+    for row in result["rows"]:
+        assert row["forward_samples_s"] > 0 and row["generate_tokens_s"] > 0 and row["generate_speedup"] > 0
