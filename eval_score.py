@@ -1,6 +1,6 @@
 """Score predictions: the paper code's entry-point name, with `erv evaluate`'s arguments.
 
-    python eval_score.py --predictions P.jsonl --dataset MAFW [--judgments J.jsonl] [--json OUT]
+python eval_score.py --predictions P.jsonl --dataset MAFW [--judgments J.jsonl] [--json OUT]
 """
 
 import sys

@@ -22,8 +22,19 @@ from pathlib import Path
 
 import numpy as np
 
-LABELS = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise", "contempt", "anxiety",
-          "helplessness", "disappointment"]
+LABELS = [
+    "anger",
+    "disgust",
+    "fear",
+    "happiness",
+    "neutral",
+    "sadness",
+    "surprise",
+    "contempt",
+    "anxiety",
+    "helplessness",
+    "disappointment",
+]
 SURFACE = {"anger": "Angry", "happiness": "happy", "sadness": "Sad.", "anxiety": "anxious"}
 
 
@@ -33,14 +44,42 @@ def make_files(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     for i in range(n):
         gold = rng.choice(LABELS)
         answer = gold if rng.random() < 0.57 else rng.choice(LABELS + ["confused"])
-        think = " ".join(rng.choice(["He frowns.", "Her voice trembles.", "She smiles warmly.",
-                                     "The music is tense.", "He shouts at them."]) for _ in range(5))
-        preds.append(json.dumps({"id": f"{i:05d}", "video": f"/data/MAFW/clips/{i:05d}.mp4", "dataset": "MAFW",
-                                 "gold": gold, "response": f"<think>{think}</think>\n<answer>{SURFACE.get(answer, answer)}</answer>"}))
+        think = " ".join(
+            rng.choice(
+                [
+                    "He frowns.",
+                    "Her voice trembles.",
+                    "She smiles warmly.",
+                    "The music is tense.",
+                    "He shouts at them.",
+                ]
+            )
+            for _ in range(5)
+        )
+        preds.append(
+            json.dumps(
+                {
+                    "id": f"{i:05d}",
+                    "video": f"/data/MAFW/clips/{i:05d}.mp4",
+                    "dataset": "MAFW",
+                    "gold": gold,
+                    "response": f"<think>{think}</think>\n<answer>{SURFACE.get(answer, answer)}</answer>",
+                }
+            )
+        )
         if rng.random() < 0.98:
             emotion = gold if rng.random() < 0.5 else rng.choice(LABELS)
-            judgs.append(json.dumps({"id": f"{i:05d}", "judge": "gpt-4.1-mini", "explanation_emotion": emotion,
-                                     "raw": emotion, "error": None}))
+            judgs.append(
+                json.dumps(
+                    {
+                        "id": f"{i:05d}",
+                        "judge": "gpt-4.1-mini",
+                        "explanation_emotion": emotion,
+                        "raw": emotion,
+                        "error": None,
+                    }
+                )
+            )
     p, j = folder / "pred.jsonl", folder / "judg.jsonl"
     p.write_text("\n".join(preds) + "\n")
     j.write_text("\n".join(judgs) + "\n")
@@ -65,12 +104,19 @@ def bootstrap_comparison(n: int, resamples: int = 1000) -> tuple[float, float]:
         support = np.bincount(g, minlength=k)
         hits = np.bincount(g[c], minlength=k)
         present = support > 0
-        _ = (c.mean(), (hits[present] / support[present]).mean(), (j & (e == g)).sum() / j.sum(),
-             (j & (e == p)).sum() / j.sum(), (j & (e == g) & c).sum() / j.sum(), (j & (e == g) & c).sum() / (j & c).sum())
+        _ = (
+            c.mean(),
+            (hits[present] / support[present]).mean(),
+            (j & (e == g)).sum() / j.sum(),
+            (j & (e == p)).sum() / j.sum(),
+            (j & (e == g) & c).sum() / j.sum(),
+            (j & (e == g) & c).sum() / (j & c).sum(),
+        )
     index_seconds = time.perf_counter() - start
     labels = list(MAFW.labels) + ["unknown"]
-    outcomes = encode([labels[i] for i in gold], [labels[i] for i in pred], MAFW,
-                      [None if i < 0 else labels[i] for i in expl])
+    outcomes = encode(
+        [labels[i] for i in gold], [labels[i] for i in pred], MAFW, [None if i < 0 else labels[i] for i in expl]
+    )
     start = time.perf_counter()
     bootstrap_intervals(outcomes, n_resamples=resamples, seed=0)
     return index_seconds, time.perf_counter() - start
@@ -84,8 +130,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         p, j = make_files(folder, args.n)
-        cmd = [sys.executable, "-m", "erv.cli", "evaluate", "--predictions", str(p), "--dataset", "MAFW",
-               "--judgments", str(j), "--json", str(folder / "m.json"), "--report", str(folder / "r.md")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "erv.cli",
+            "evaluate",
+            "--predictions",
+            str(p),
+            "--dataset",
+            "MAFW",
+            "--judgments",
+            str(j),
+            "--json",
+            str(folder / "m.json"),
+            "--report",
+            str(folder / "r.md"),
+        ]
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
@@ -94,11 +154,15 @@ def main() -> None:
         m = json.loads((folder / "m.json").read_text())
         index_s, ours_s = bootstrap_comparison(args.n)
     best, med = min(times), statistics.median(times)
-    print(f"erv evaluate, n={args.n} with judgments, 1000 bootstrap resamples: "
-          f"best {best:.2f} s, median {med:.2f} s over {args.repeats} runs (whole process, incl. imports)")
+    print(
+        f"erv evaluate, n={args.n} with judgments, 1000 bootstrap resamples: "
+        f"best {best:.2f} s, median {med:.2f} s over {args.repeats} runs (whole process, incl. imports)"
+    )
     print(f"  -> WAR {m['war']:.4f}  EEA {m['eea']:.4f}  unjudged {m['unjudged']}")
-    print(f"bootstrap of all six metrics, 1000 resamples: classic index resampling {index_s:.2f} s, "
-          f"erv multinomial {ours_s * 1000:.1f} ms -> {index_s / ours_s:.0f}x faster")
+    print(
+        f"bootstrap of all six metrics, 1000 resamples: classic index resampling {index_s:.2f} s, "
+        f"erv multinomial {ours_s * 1000:.1f} ms -> {index_s / ours_s:.0f}x faster"
+    )
     print(f"target: whole command < 10 s -> {'PASS' if med < 10 else 'FAIL'}")
 
 

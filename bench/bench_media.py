@@ -59,8 +59,9 @@ def make_clips(workdir: Path) -> list[Path]:
 def whisper_large_v3_extractor():
     from transformers import WhisperFeatureExtractor
 
-    return WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30,
-                                   n_fft=400, padding_value=0.0)
+    return WhisperFeatureExtractor(
+        feature_size=128, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400, padding_value=0.0
+    )
 
 
 class ReferencePath:
@@ -71,8 +72,13 @@ class ReferencePath:
         from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
         self.decord = decord
-        self.siglip = SiglipImageProcessorPil(size={"height": 224, "width": 224}, image_mean=[0.5] * 3,
-                                              image_std=[0.5] * 3, resample=3, rescale_factor=1 / 255)
+        self.siglip = SiglipImageProcessorPil(
+            size={"height": 224, "width": 224},
+            image_mean=[0.5] * 3,
+            image_std=[0.5] * 3,
+            resample=3,
+            rescale_factor=1 / 255,
+        )
         self.extractor = extractor
 
     def __call__(self, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,8 +113,10 @@ def per_sample(clips, reference, ours, repeats: int) -> dict[str, dict[str, floa
         for name in wall:
             wall[name].append(1000 * total[name][0] / len(clips))
             cpu[name].append(1000 * total[name][1] / len(clips))
-    return {"wall": {k: statistics.median(v) for k, v in wall.items()},
-            "cpu": {k: statistics.median(v) for k, v in cpu.items()}}
+    return {
+        "wall": {k: statistics.median(v) for k, v in wall.items()},
+        "cpu": {k: statistics.median(v) for k, v in cpu.items()},
+    }
 
 
 class MediaOnlyDataset(torch.utils.data.Dataset):
@@ -144,8 +152,9 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def loader_rates(dataset, worker_counts: tuple[int, ...], epochs: int,
-                 batch_size: int) -> dict[int, tuple[float, float]]:
+def loader_rates(
+    dataset, worker_counts: tuple[int, ...], epochs: int, batch_size: int
+) -> dict[int, tuple[float, float]]:
     """(samples/s, worker CPU ms per sample) per worker count.
 
     Timed epochs alternate between the loaders so that load changes on a shared machine hit
@@ -153,9 +162,12 @@ def loader_rates(dataset, worker_counts: tuple[int, ...], epochs: int,
     more workers do more work per sample (they should not): then any shortfall in scaling is
     cores taken by other processes, not the pipeline.
     """
-    loaders = {w: torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=w,
-                                              persistent_workers=True, prefetch_factor=2)
-               for w in worker_counts}
+    loaders = {
+        w: torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, num_workers=w, persistent_workers=True, prefetch_factor=2
+        )
+        for w in worker_counts
+    }
     iterators = {}
     for w, loader in loaders.items():  # warm-up epoch: worker start-up and first-touch costs
         for _ in loader:
@@ -182,15 +194,37 @@ def audio_evidence(clips, extractor) -> list[tuple[str, float, float]]:
     feats = media.AudioFeatureExtractor(extractor)
     rows = []
     for path in clips[:6]:
-        out = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1",
-                              "-ar", "16000", "-f", "f32le", "-"], capture_output=True, check=True)
+        out = subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-v",
+                "error",
+                "-i",
+                str(path),
+                "-vn",
+                "-ac",
+                "1",
+                "-ar",
+                "16000",
+                "-f",
+                "f32le",
+                "-",
+            ],
+            capture_output=True,
+            check=True,
+        )
         truth = np.frombuffer(out.stdout, np.float32)
         ours = media.read_audio(path)
         ref = media.read_audio(path, mode="reference")
         n = min(len(truth), len(ref))
-        rows.append((path.name, float(np.corrcoef(truth[:n], ref[:n])[0, 1]),
-                     float((feats(truth) - feats(ref)).abs().max()),
-                     float(np.abs(ours - truth).max()) if len(ours) == len(truth) else float("nan")))
+        rows.append(
+            (
+                path.name,
+                float(np.corrcoef(truth[:n], ref[:n])[0, 1]),
+                float((feats(truth) - feats(ref)).abs().max()),
+                float(np.abs(ours - truth).max()) if len(ours) == len(truth) else float("nan"),
+            )
+        )
     return rows
 
 
@@ -205,8 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default=os.environ.get("ERV_BENCH_DIR", "/tmp/erv-bench-media"))
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", default="auto", help="decode threads for the first per-sample run ('auto' or N); "
-                    "a second run always uses 1")
+    ap.add_argument(
+        "--threads",
+        default="auto",
+        help="decode threads for the first per-sample run ('auto' or N); a second run always uses 1",
+    )
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--skip-loader", action="store_true")
@@ -215,8 +252,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     clips = make_clips(Path(args.workdir))
-    print(f"clips: {len(clips)} x {SIZE[0]}x{SIZE[1]} H.264, 2-10 s, stereo AAC 44.1/48 kHz "
-          f"in {args.workdir} (ready in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"clips: {len(clips)} x {SIZE[0]}x{SIZE[1]} H.264, 2-10 s, stereo AAC 44.1/48 kHz "
+        f"in {args.workdir} (ready in {time.perf_counter() - t0:.1f} s)"
+    )
     print(f"machine: {os.cpu_count()} CPUs, load average {_load()}, torch threads 1, python {sys.version.split()[0]}")
 
     extractor = whisper_large_v3_extractor()
@@ -232,27 +271,38 @@ def main(argv: list[str] | None = None) -> int:
 
     res = per_sample(clips, reference, lambda p: ours.load(p), args.repeats)
     res_1t = per_sample(clips, reference, lambda p: ours_1t.load(p), args.repeats)
-    print(f"\nper-sample preprocessing (median of {args.repeats} passes over {len(clips)} clips, "
-          f"reference and ours interleaved clip by clip); wall ms/sample, CPU ms/sample (all threads):")
+    print(
+        f"\nper-sample preprocessing (median of {args.repeats} passes over {len(clips)} clips, "
+        f"reference and ours interleaved clip by clip); wall ms/sample, CPU ms/sample (all threads):"
+    )
     for label, r in ((f"decode threads={threads}", res), ("decode threads=1", res_1t)):
         w, c = r["wall"], r["cpu"]
-        print(f"  reference (decord 1 thread + PIL SigLIP + decord audio + Whisper): wall {w['reference']:7.1f}  "
-              f"cpu {c['reference']:7.1f}")
-        print(f"  erv.media, {label:<18}                              wall {w['ours']:7.1f}  cpu {c['ours']:7.1f}"
-              f"  -> wall speed-up x{w['reference'] / w['ours']:.2f}, cpu x{c['reference'] / c['ours']:.2f}")
+        print(
+            f"  reference (decord 1 thread + PIL SigLIP + decord audio + Whisper): wall {w['reference']:7.1f}  "
+            f"cpu {c['reference']:7.1f}"
+        )
+        print(
+            f"  erv.media, {label:<18}                              wall {w['ours']:7.1f}  cpu {c['ours']:7.1f}"
+            f"  -> wall speed-up x{w['reference'] / w['ours']:.2f}, cpu x{c['reference'] / c['ours']:.2f}"
+        )
 
     if not args.skip_loader:
         dataset = MediaOnlyDataset(clips, media.MediaProcessor(fp, media.AudioFeatureExtractor(extractor)))
         rates = loader_rates(dataset, (1, 2), args.epochs, args.batch_size)
         (r1, c1), (r2, c2) = rates[1], rates[2]
-        print(f"\nDataLoader ({len(dataset)} items = the clips x3 shuffled, batch {args.batch_size}, {args.epochs} timed "
-              f"epochs each after a warm-up, alternating between the two loaders; decode threads auto = 1 per worker):")
+        print(
+            f"\nDataLoader ({len(dataset)} items = the clips x3 shuffled, batch {args.batch_size}, "
+            f"{args.epochs} timed "
+            f"epochs each after a warm-up, alternating between the two loaders; decode threads auto = 1 per worker):"
+        )
         print(f"  1 worker : {r1:6.2f} samples/s   worker CPU {c1:6.1f} ms/sample")
         print(f"  2 workers: {r2:6.2f} samples/s   worker CPU {c2:6.1f} ms/sample  -> scaling x{r2 / r1:.2f}")
 
     print(f"\nload average at the end: {_load()} (other processes share these cores)")
-    print("\naudio fidelity (first 6 clips): correlation of decord's 16 kHz mono with ffmpeg's decode, "
-          "max |Whisper feature difference|, max |ours - ffmpeg|")
+    print(
+        "\naudio fidelity (first 6 clips): correlation of decord's 16 kHz mono with ffmpeg's decode, "
+        "max |Whisper feature difference|, max |ours - ffmpeg|"
+    )
     for name, corr, fdiff, ours_diff in audio_evidence(clips, extractor):
         print(f"  {name}: corr {corr:+.3f}  feature diff {fdiff:.3f}  ours vs ffmpeg {ours_diff:.1e}")
     return 0

@@ -68,8 +68,9 @@ def make_step(prompts: int, generations: int, rng: random.Random) -> tuple[list[
         pool = [make_sentence(rng) for _ in range(8)]  # this prompt's recurring sentences
         gold = rng.choice(MAFW.labels)
         for _ in range(generations):
-            sentences = [rng.choice(pool) if rng.random() < 0.5 else make_sentence(rng)
-                         for _ in range(rng.randint(4, 8))]
+            sentences = [
+                rng.choice(pool) if rng.random() < 0.5 else make_sentence(rng) for _ in range(rng.randint(4, 8))
+            ]
             completions.append(f"<think>{' '.join(sentences)}</think>\n<answer>{gold}</answer>")
             golds.append(gold)
     return completions, golds
@@ -82,24 +83,43 @@ def build_tokenizer(texts: list[str], vocab_size: int = 720):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     # the vocabulary size is chosen so that a word becomes ~1.4 pieces, as RoBERTa's BPE does on English
     tok.train_from_iterator(texts, trainer)
     tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", model_max_length=512)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=512,
+    )
 
 
 def build_model(quick: bool, pad_id: int):
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
-    size = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024) if quick else \
-        dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
-    config = RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1, pad_token_id=pad_id,
-                           num_labels=28, id2label=dict(enumerate(GOEMOTIONS_LABELS)),
-                           label2id={l: i for i, l in enumerate(GOEMOTIONS_LABELS)},
-                           problem_type="multi_label_classification", **size)
+    size = (
+        dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
+        if quick
+        else dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
+    )
+    config = RobertaConfig(
+        vocab_size=50265,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=pad_id,
+        num_labels=28,
+        id2label=dict(enumerate(GOEMOTIONS_LABELS)),
+        label2id={lab: i for i, lab in enumerate(GOEMOTIONS_LABELS)},
+        problem_type="multi_label_classification",
+        **size,
+    )
     torch.manual_seed(0)
     return RobertaForSequenceClassification(config).eval()
 
@@ -145,38 +165,54 @@ def main() -> int:
     completions, golds = make_step(args.prompts, args.generations, rng)
     tokenizer = build_tokenizer([make_sentence(random.Random(i)) for i in range(3000)])
     model = build_model(args.quick, tokenizer.pad_token_id)
-    verifier = Verifier(model, tokenizer, taxonomy="MAFW", batch_size=args.batch_size,
-                        max_batch_tokens=args.max_batch_tokens, device="cpu")
+    verifier = Verifier(
+        model,
+        tokenizer,
+        taxonomy="MAFW",
+        batch_size=args.batch_size,
+        max_batch_tokens=args.max_batch_tokens,
+        device="cpu",
+    )
     reward = ExplanationReward(verifier)
 
     # the work itself, for the report
     flat = [s for c in completions for s in reward.sentences(c)]
     unique = list(dict.fromkeys(flat))
-    encoded = tokenizer(unique, truncation=True, max_length=verifier.max_length, padding=False,
-                        return_attention_mask=False)["input_ids"]
+    encoded = tokenizer(
+        unique, truncation=True, max_length=verifier.max_length, padding=False, return_attention_mask=False
+    )["input_ids"]
     lengths = [len(ids) for ids in encoded]
     batches = plan_batches(lengths, args.batch_size, args.max_batch_tokens)
     all_lengths = [len(ids) for ids in tokenizer(flat, padding=False, return_attention_mask=False)["input_ids"]]
     padded_all = len(flat) * max(all_lengths)
     padded_ours = sum(len(b) * lengths[b[0]] for b in batches)
     words = [len(s.split()) for s in flat]
-    print(f"workload: {len(completions)} completions, {len(flat)} sentences ({len(unique)} unique), "
-          f"{min(words)}-{max(words)} words / {min(all_lengths)}-{max(all_lengths)} tokens per sentence "
-          f"({(sum(all_lengths) - 2 * len(flat)) / sum(words):.2f} tokens per word)")
-    print(f"tokens computed: paper {padded_all} (one batch padded to {max(all_lengths)}), "
-          f"ours {padded_ours} in {len(batches)} micro-batches ({sum(lengths)} real)")
-    print(f"model: {'quick 4x256' if args.quick else 'RoBERTa-base size (12x768)'}, "
-          f"{sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters, torch threads {args.threads}")
+    print(
+        f"workload: {len(completions)} completions, {len(flat)} sentences ({len(unique)} unique), "
+        f"{min(words)}-{max(words)} words / {min(all_lengths)}-{max(all_lengths)} tokens per sentence "
+        f"({(sum(all_lengths) - 2 * len(flat)) / sum(words):.2f} tokens per word)"
+    )
+    print(
+        f"tokens computed: paper {padded_all} (one batch padded to {max(all_lengths)}), "
+        f"ours {padded_ours} in {len(batches)} micro-batches ({sum(lengths)} real)"
+    )
+    print(
+        f"model: {'quick 4x256' if args.quick else 'RoBERTa-base size (12x768)'}, "
+        f"{sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters, torch threads {args.threads}"
+    )
 
     # correctness: both paths give the same rewards
     paper_probs, counts = paper_approach(model, tokenizer, completions)
     columns = verifier.columns("MAFW")
-    paper_rewards, _ = explanation_scores(select_label_sets(paper_probs, 0.1, 2, True), counts,
-                                          [columns[g] for g in golds], verifier.neutral_index)
+    paper_rewards, _ = explanation_scores(
+        select_label_sets(paper_probs, 0.1, 2, True), counts, [columns[g] for g in golds], verifier.neutral_index
+    )
     ours_rewards = reward(completions, golds)
-    mismatches = sum(abs(a - b) > 1e-9 for a, b in zip(paper_rewards, ours_rewards))
-    print(f"rewards agree on {len(golds) - mismatches}/{len(golds)} completions "
-          f"(differences only from float rounding at the threshold)")
+    mismatches = sum(abs(a - b) > 1e-9 for a, b in zip(paper_rewards, ours_rewards, strict=True))
+    print(
+        f"rewards agree on {len(golds) - mismatches}/{len(golds)} completions "
+        f"(differences only from float rounding at the threshold)"
+    )
 
     pad_id = tokenizer.pad_token_id
     times: dict[str, list[float]] = {"paper": [], "ours": [], "forward": []}
@@ -187,17 +223,22 @@ def main() -> int:
         times["ours"].append(dt)
         dt, _ = timed(lambda: forward_probabilities(model, encoded, batches, pad_id, torch.device("cpu"), 28))
         times["forward"].append(dt)
-        print(f"repetition {rep + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
-              flush=True)
+        print(
+            f"repetition {rep + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
+            flush=True,
+        )
     med = {k: statistics.median(v) for k, v in times.items()}
     speedup = med["paper"] / med["ours"]
     overhead = med["ours"] / med["forward"]
-    print(f"median of {args.repeats}: paper {med['paper']:.2f}s, ours {med['ours']:.2f}s, "
-          f"forward-only {med['forward']:.2f}s")
-    print(f"speed-up vs one padded batch: {speedup:.2f}x (target >= 2.5x) "
-          f"{'PASS' if speedup >= 2.5 else 'FAIL'}")
-    print(f"ours / pure forward over unique sentences: {overhead:.3f}x (target <= 1.25x) "
-          f"{'PASS' if overhead <= 1.25 else 'FAIL'}")
+    print(
+        f"median of {args.repeats}: paper {med['paper']:.2f}s, ours {med['ours']:.2f}s, "
+        f"forward-only {med['forward']:.2f}s"
+    )
+    print(f"speed-up vs one padded batch: {speedup:.2f}x (target >= 2.5x) {'PASS' if speedup >= 2.5 else 'FAIL'}")
+    print(
+        f"ours / pure forward over unique sentences: {overhead:.3f}x (target <= 1.25x) "
+        f"{'PASS' if overhead <= 1.25 else 'FAIL'}"
+    )
     return 0 if speedup >= 2.5 and overhead <= 1.25 and mismatches <= 1 else 1
 
 

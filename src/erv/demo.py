@@ -31,8 +31,9 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from erv.data.emotions import DFEW
 from erv.io.jsonl import write_json, write_jsonl
@@ -97,11 +98,25 @@ def make_dataset(root: Path, seed: int) -> Path:
         body = "".join(f"{clip},{DFEW.label_id(label)}\n" for clip, label in rows)
         (labels_dir / name).write_text("video_name,label\n" + body)
     for clip, _ in test:  # only the test clips are used below
-        write_clip(clips / f"{clip:05d}.mp4", seconds=1.0, fps=10, size=(96, 64), audio_rate=44100,
-                   channels=2, seed=seed * 1000 + clip)
+        write_clip(
+            clips / f"{clip:05d}.mp4",
+            seconds=1.0,
+            fps=10,
+            size=(96, 64),
+            audio_rate=44100,
+            channels=2,
+            seed=seed * 1000 + clip,
+        )
     out = root / "dfew_fold5_test.jsonl"
-    prepare(dataset="DFEW", video_dir=str(clips), out=str(out), fmt="infer", label_dir=str(labels_dir), fold=5,
-            split="test")
+    prepare(
+        dataset="DFEW",
+        video_dir=str(clips),
+        out=str(out),
+        fmt="infer",
+        label_dir=str(labels_dir),
+        fold=5,
+        split="test",
+    )
     return out
 
 
@@ -111,9 +126,9 @@ def make_dataset(root: Path, seed: int) -> Path:
 def run_tiny_model(records_path: Path, root: Path, out: Path, seed: int) -> dict[str, Any]:
     import torch
 
-    from erv.model.dataset import HumanOmniDataset, make_dataloader
-    from erv.model import load_pretrained
     from erv.io.jsonl import read_json_records
+    from erv.model import load_pretrained
+    from erv.model.dataset import HumanOmniDataset, make_dataloader
     from erv.testing.tiny_checkpoint import write_tiny_release
 
     checkpoint = write_tiny_release(root, seed=seed)
@@ -127,12 +142,17 @@ def run_tiny_model(records_path: Path, root: Path, out: Path, seed: int) -> dict
     with torch.inference_mode():
         for batch in loader:
             new = model.generate(**processor.model_inputs(batch), max_new_tokens=24, do_sample=False)
-            for sample_id, video, text in zip(batch["ids"], batch["videos"], processor.batch_decode(new)):
-                rows.append({"id": sample_id, "video": video, "dataset": "DFEW", "gold": gold[sample_id],
-                             "response": text})
+            for sample_id, video, text in zip(batch["ids"], batch["videos"], processor.batch_decode(new), strict=True):
+                rows.append(
+                    {"id": sample_id, "video": video, "dataset": "DFEW", "gold": gold[sample_id], "response": text}
+                )
     write_jsonl(out, rows)
-    return {"checkpoint": str(checkpoint), "samples": len(rows), "batches": len(loader),
-            "example_response": rows[0]["response"] if rows else None}
+    return {
+        "checkpoint": str(checkpoint),
+        "samples": len(rows),
+        "batches": len(loader),
+        "example_response": rows[0]["response"] if rows else None,
+    }
 
 
 # ---------------------------------------------------------------- 4: verifier
@@ -150,24 +170,62 @@ def train_demo_verifier(root: Path, seed: int) -> dict[str, Any]:
     base = tiny_roberta(tokenizer, DFEW.labels, hidden=64, layers=1, heads=4, dropout=0.0, init_range=0.1, seed=seed)
     base.save_pretrained(root / "base")
     tokenizer.save_pretrained(root / "base")
-    write_examples(root / "train.jsonl", [TextExample(t, l) for t, l in synthetic_corpus(800, seed=seed + 1)])
-    write_examples(root / "held_out.jsonl",
-                   [TextExample(t, l) for t, l in synthetic_corpus(300, seed=seed + 2, held_out=True)])
-    argv = ["--model_name_or_path", str(root / "base"), "--head", "taxonomy", "--max_length", "32",
-            "--train_files", str(root / "train.jsonl"), "--eval_files", str(root / "held_out.jsonl"),
-            "--taxonomy", "DFEW", "--output_dir", str(root / "verifier"), "--num_train_epochs", "15",
-            "--per_device_train_batch_size", "16", "--learning_rate", "2e-3", "--warmup_steps", "30",
-            "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1000", "--disable_tqdm", "true",
-            "--use_cpu", "true", "--report_to", "none", "--seed", str(seed)]
+    write_examples(root / "train.jsonl", [TextExample(t, lab) for t, lab in synthetic_corpus(800, seed=seed + 1)])
+    write_examples(
+        root / "held_out.jsonl",
+        [TextExample(t, lab) for t, lab in synthetic_corpus(300, seed=seed + 2, held_out=True)],
+    )
+    argv = [
+        "--model_name_or_path",
+        str(root / "base"),
+        "--head",
+        "taxonomy",
+        "--max_length",
+        "32",
+        "--train_files",
+        str(root / "train.jsonl"),
+        "--eval_files",
+        str(root / "held_out.jsonl"),
+        "--taxonomy",
+        "DFEW",
+        "--output_dir",
+        str(root / "verifier"),
+        "--num_train_epochs",
+        "15",
+        "--per_device_train_batch_size",
+        "16",
+        "--learning_rate",
+        "2e-3",
+        "--warmup_steps",
+        "30",
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "no",
+        "--logging_steps",
+        "1000",
+        "--disable_tqdm",
+        "true",
+        "--use_cpu",
+        "true",
+        "--report_to",
+        "none",
+        "--seed",
+        str(seed),
+    ]
     previous = torch.get_num_threads()
     torch.set_num_threads(1)  # a tiny model: extra threads only spin
     try:
         result = train_verifier(*parse_train_args(argv))
     finally:
         torch.set_num_threads(previous)
-    return {"path": str(result.output_dir), "train_texts": result.train_examples,
-            "held_out_texts": result.eval_examples, "held_out_macro_f1": result.metrics.get("macro_f1"),
-            "held_out_micro_f1": result.metrics.get("micro_f1")}
+    return {
+        "path": str(result.output_dir),
+        "train_texts": result.train_examples,
+        "held_out_texts": result.eval_examples,
+        "held_out_macro_f1": result.metrics.get("macro_f1"),
+        "held_out_micro_f1": result.metrics.get("micro_f1"),
+    }
 
 
 # ---------------------------------------------------------------- 5: scripted policies + rewards
@@ -178,8 +236,9 @@ def _explanation(rng: random.Random, emotions: Sequence[str]) -> str:
 
     sentences = []
     for emotion in emotions:
-        text = rng.choice(HELD_OUT_TEMPLATES).format(s=rng.choice(SUBJECTS), c=rng.choice(CUES[emotion]),
-                                                     p=rng.choice(SCENES))
+        text = rng.choice(HELD_OUT_TEMPLATES).format(
+            s=rng.choice(SUBJECTS), c=rng.choice(CUES[emotion]), p=rng.choice(SCENES)
+        )
         sentences.append(text.replace(" .", ".").capitalize())
     return " ".join(sentences)
 
@@ -196,7 +255,7 @@ def scripted_predictions(records_path: Path, policy: str, seed: int) -> list[dic
     rows = []
     for record in read_json_records(records_path):
         gold = record["conversations"][1]["value"]
-        answer = gold if answers_rng.random() < 0.6 else answers_rng.choice([l for l in labels if l != gold])
+        answer = gold if answers_rng.random() < 0.6 else answers_rng.choice([lab for lab in labels if lab != gold])
         malformed = answers_rng.random() < 0.05  # as sampled models sometimes produce
         count = rng.randint(3, 5)
         if policy == "coherent":
@@ -206,8 +265,16 @@ def scripted_predictions(records_path: Path, policy: str, seed: int) -> list[dic
         response = f"<think>{_explanation(rng, emotions)}</think>\n<answer>{answer}</answer>"
         if malformed:
             response = response.replace("</answer>", "")
-        rows.append({"id": str(record["id"]), "video": record["video"], "dataset": "DFEW", "gold": gold,
-                     "response": response, "policy": policy})
+        rows.append(
+            {
+                "id": str(record["id"]),
+                "video": record["video"],
+                "dataset": "DFEW",
+                "gold": gold,
+                "response": response,
+                "policy": policy,
+            }
+        )
     return rows
 
 
@@ -251,8 +318,15 @@ def judge_file(predictions: Path, out: Path, base_url: str) -> dict[str, Any]:
     from erv.judge.client import JudgeConfig
     from erv.judge.run import run_judge
 
-    config = JudgeConfig(model="demo-keyword-judge", base_url=base_url, api_key_env="ERV_DEMO_JUDGE_KEY",
-                         concurrency=16, timeout=10.0, max_retries=2, cache=None)
+    config = JudgeConfig(
+        model="demo-keyword-judge",
+        base_url=base_url,
+        api_key_env="ERV_DEMO_JUDGE_KEY",
+        concurrency=16,
+        timeout=10.0,
+        max_retries=2,
+        cache=None,
+    )
     summary = run_judge(predictions, "DFEW", out, config, progress=False)
     return {"line": summary.line(), "requests": summary.requests, "out_of_taxonomy": summary.out_of_taxonomy}
 
@@ -268,27 +342,55 @@ def write_report(out: Path, info: dict[str, Any], stages: Stages) -> None:
     from erv.io.jsonl import atomic_write_text
 
     ev = info["evaluation"]
-    lines = ["# erv demo report", "",
-             "Synthetic DFEW-style data, tiny models, everything offline. See `erv demo --help` for what is real "
-             "and what is scripted.", "", "## Stages", "", "| stage | seconds |", "|---|---|"]
+    lines = [
+        "# erv demo report",
+        "",
+        "Synthetic DFEW-style data, tiny models, everything offline. See `erv demo --help` for what is real "
+        "and what is scripted.",
+        "",
+        "## Stages",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
+    ]
     lines += [f"| {title} | {seconds:.1f} |" for title, seconds in stages.done]
     tm = info["tiny_model"]
     m = ev["tiny-model"]
-    lines += ["", "## Tiny random HumanOmni", "",
-              f"{tm['samples']} clips in {tm['batches']} batches through the processor, DataLoader workers and batched "
-              f"generation. Its weights are random, so its answers are not emotions: WAR {_pct(m['war'])}%, "
-              f"{m['unknown']} of {m['n']} answers unknown (counted as wrong, never as neutral).",
-              f"Example response: `{(tm['example_response'] or '')[:60]!r}`"]
+    lines += [
+        "",
+        "## Tiny random HumanOmni",
+        "",
+        f"{tm['samples']} clips in {tm['batches']} batches through the processor, DataLoader workers and batched "
+        f"generation. Its weights are random, so its answers are not emotions: WAR {_pct(m['war'])}%, "
+        f"{m['unknown']} of {m['n']} answers unknown (counted as wrong, never as neutral).",
+        f"Example response: `{(tm['example_response'] or '')[:60]!r}`",
+    ]
     ver = info["verifier"]
-    lines += ["", "## Emotional Rationale Verifier", "",
-              f"Trained on {ver['train_texts']} synthetic sentences; on {ver['held_out_texts']} sentences from unseen "
-              f"templates: macro-F1 {_pct(ver['held_out_macro_f1'])}%, micro-F1 {_pct(ver['held_out_micro_f1'])}%."]
-    lines += ["", "## Rewards (mean per completion)", "", "| policy | format | accuracy | explanation (ERV) | total |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Emotional Rationale Verifier",
+        "",
+        f"Trained on {ver['train_texts']} synthetic sentences; on {ver['held_out_texts']} sentences from unseen "
+        f"templates: macro-F1 {_pct(ver['held_out_macro_f1'])}%, micro-F1 {_pct(ver['held_out_micro_f1'])}%.",
+    ]
+    lines += [
+        "",
+        "## Rewards (mean per completion)",
+        "",
+        "| policy | format | accuracy | explanation (ERV) | total |",
+        "|---|---|---|---|---|",
+    ]
     for policy, r in info["rewards"].items():
-        lines.append(f"| {policy} | {r['format']:.3f} | {r['accuracy']:.3f} | {r['explanation (ERV)']:.3f} | {r['total']:.3f} |")
-    lines += ["", "## Evaluation (%, 95% bootstrap interval)", "",
-              "| policy | n | WAR | UAR | EEA | EPC | FCR | FCR given correct | unjudged |", "|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {policy} | {r['format']:.3f} | {r['accuracy']:.3f} | {r['explanation (ERV)']:.3f} | {r['total']:.3f} |"
+        )
+    lines += [
+        "",
+        "## Evaluation (%, 95% bootstrap interval)",
+        "",
+        "| policy | n | WAR | UAR | EEA | EPC | FCR | FCR given correct | unjudged |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for policy in POLICIES:
         m = ev[policy]
         cells = []
@@ -296,10 +398,14 @@ def write_report(out: Path, info: dict[str, Any], stages: Stages) -> None:
             ci = m["ci95"].get(key)
             cells.append(f"{_pct(m[key])}" + (f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else ""))
         lines.append(f"| {policy} | {m['n']} | " + " | ".join(cells) + f" | {m['unjudged']} |")
-    lines += ["", "Both scripted policies give the same answers, so format, accuracy, WAR and UAR are equal; the coherent "
-              "policy's explanations match its answers, which the ERV reward pays for and EEA/EPC/FCR measure. "
-              "The SFT and GRPO stages themselves are not part of this release.", "",
-              "Files: `predictions_*.jsonl`, `judgments_*.jsonl`, `metrics.json`, `plots/`."]
+    lines += [
+        "",
+        "Both scripted policies give the same answers, so format, accuracy, WAR and UAR are equal; the coherent "
+        "policy's explanations match its answers, which the ERV reward pays for and EEA/EPC/FCR measure. "
+        "The SFT and GRPO stages themselves are not part of this release.",
+        "",
+        "Files: `predictions_*.jsonl`, `judgments_*.jsonl`, `metrics.json`, `plots/`.",
+    ]
     atomic_write_text(out, "\n".join(lines) + "\n")
 
 
@@ -308,8 +414,8 @@ def write_report(out: Path, info: dict[str, Any], stages: Stages) -> None:
 
 def run_demo(out: Path, seed: int = 0) -> dict[str, Any]:
     from erv.eval.evaluate import evaluate
-    from erv.testing.judge_server import JudgeTestServer, ServerConfig
     from erv.eval.report import plot_confusions
+    from erv.testing.judge_server import JudgeTestServer, ServerConfig
 
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(7)
@@ -332,13 +438,18 @@ def run_demo(out: Path, seed: int = 0) -> dict[str, Any]:
             info["judge"] = {}
             with JudgeTestServer(ServerConfig(responder=keyword_judge_reply)) as server:
                 for name in ("tiny-model",) + POLICIES:
-                    info["judge"][name] = judge_file(out / f"predictions_{name}.jsonl", out / f"judgments_{name}.jsonl",
-                                                     server.base_url)
+                    info["judge"][name] = judge_file(
+                        out / f"predictions_{name}.jsonl", out / f"judgments_{name}.jsonl", server.base_url
+                    )
         with stages.stage("erv evaluate with bootstrap intervals"):
             info["evaluation"] = {}
             for name in ("tiny-model",) + POLICIES:
-                result = evaluate([str(out / f"predictions_{name}.jsonl")], "DFEW",
-                                  judgments=[str(out / f"judgments_{name}.jsonl")], seed=seed)
+                result = evaluate(
+                    [str(out / f"predictions_{name}.jsonl")],
+                    "DFEW",
+                    judgments=[str(out / f"judgments_{name}.jsonl")],
+                    seed=seed,
+                )
                 info["evaluation"][name] = result
                 plot_confusions(result, out / "plots")
         with stages.stage("report"):
@@ -348,8 +459,9 @@ def run_demo(out: Path, seed: int = 0) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog="erv demo", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return argparse.ArgumentParser(
+        prog="erv demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -364,12 +476,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     for policy in POLICIES:
         m, r = ev[policy], info["rewards"][policy]
-        print(f"{policy:>12}: ERV reward {r['explanation (ERV)']:.3f}  WAR {_pct(m['war'])}  EEA {_pct(m['eea'])}  "
-              f"EPC {_pct(m['epc'])}  FCR {_pct(m['fcr'])}")
-    print(f"verifier held-out macro-F1 {_pct(info['verifier']['held_out_macro_f1'])}; "
-          f"tiny random model: {ev['tiny-model']['unknown']}/{ev['tiny-model']['n']} answers unknown")
-    print(f"wrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'metrics.json'} in "
-          f"{time.perf_counter() - start:.0f} s")
+        print(
+            f"{policy:>12}: ERV reward {r['explanation (ERV)']:.3f}  WAR {_pct(m['war'])}  EEA {_pct(m['eea'])}  "
+            f"EPC {_pct(m['epc'])}  FCR {_pct(m['fcr'])}"
+        )
+    print(
+        f"verifier held-out macro-F1 {_pct(info['verifier']['held_out_macro_f1'])}; "
+        f"tiny random model: {ev['tiny-model']['unknown']}/{ev['tiny-model']['n']} answers unknown"
+    )
+    print(
+        f"wrote {Path(args.out) / 'report.md'} and {Path(args.out) / 'metrics.json'} in "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     return 0
 
 

@@ -3,21 +3,29 @@ import warnings
 import pytest
 
 from erv.data.completions import (
-    completion_text, extract_answer, extract_think, has_strict_format, parse_completion, split_sentences,
+    completion_text,
+    extract_answer,
+    extract_think,
+    has_strict_format,
+    parse_completion,
+    split_sentences,
 )
 
 
-@pytest.mark.parametrize("text,answer", [
-    ("<think>a</think><answer>happy</answer>", "happy"),
-    ("<think>a</think>\n<answer>  Sad \n</answer>", "Sad"),
-    ("<ANSWER>anger</Answer>", "anger"),
-    ("<answer>happy</answer> then <answer>sad</answer>", "happy"),
-    ("<think>a</think><answer>happy", None),  # unclosed: no answer
-    ("happy", None),
-    ("", None),
-    ("<answer></answer>", ""),
-    ("<answer>\nfear\n</answer>", "fear"),
-])
+@pytest.mark.parametrize(
+    "text,answer",
+    [
+        ("<think>a</think><answer>happy</answer>", "happy"),
+        ("<think>a</think>\n<answer>  Sad \n</answer>", "Sad"),
+        ("<ANSWER>anger</Answer>", "anger"),
+        ("<answer>happy</answer> then <answer>sad</answer>", "happy"),
+        ("<think>a</think><answer>happy", None),  # unclosed: no answer
+        ("happy", None),
+        ("", None),
+        ("<answer></answer>", ""),
+        ("<answer>\nfear\n</answer>", "fear"),
+    ],
+)
 def test_extract_answer(text, answer):
     assert extract_answer(text) == answer
 
@@ -31,15 +39,18 @@ def test_extract_think():
     assert extract_think("<think>cut <answer>sad</answer>", allow_unclosed=True) == "cut"
 
 
-@pytest.mark.parametrize("text,ok", [
-    ("<think>x</think><answer>y</answer>", True),
-    ("<think>x\ny</think>\n\n<answer>y</answer>", True),
-    (" <think>x</think><answer>y</answer>", False),  # full match: nothing around it
-    ("<think>x</think><answer>y</answer>\n", False),
-    ("<think>x</think> text <answer>y</answer>", False),
-    ("<answer>y</answer>", False),
-    ("<THINK>x</THINK><ANSWER>y</ANSWER>", False),  # the paper's regex is case-sensitive
-])
+@pytest.mark.parametrize(
+    "text,ok",
+    [
+        ("<think>x</think><answer>y</answer>", True),
+        ("<think>x\ny</think>\n\n<answer>y</answer>", True),
+        (" <think>x</think><answer>y</answer>", False),  # full match: nothing around it
+        ("<think>x</think><answer>y</answer>\n", False),
+        ("<think>x</think> text <answer>y</answer>", False),
+        ("<answer>y</answer>", False),
+        ("<THINK>x</THINK><ANSWER>y</ANSWER>", False),  # the paper's regex is case-sensitive
+    ],
+)
 def test_strict_format_is_the_paper_regex(text, ok):
     assert has_strict_format(text) is ok
 

@@ -1,7 +1,15 @@
 import pytest
 
 from erv.data.emotions import (
-    DFEW, EMER, GOEMOTIONS, GOEMOTIONS_LABELS, MAFW, RAVDESS, UNKNOWN, get_taxonomy, normalize_label,
+    DFEW,
+    EMER,
+    GOEMOTIONS,
+    GOEMOTIONS_LABELS,
+    MAFW,
+    RAVDESS,
+    UNKNOWN,
+    get_taxonomy,
+    normalize_label,
     require_label,
 )
 from erv.errors import TaxonomyError
@@ -9,8 +17,19 @@ from erv.errors import TaxonomyError
 
 def test_evaluation_orders_match_the_paper():
     assert DFEW.labels == ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")
-    assert MAFW.labels == ("anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise",
-                           "contempt", "anxiety", "helplessness", "disappointment")
+    assert MAFW.labels == (
+        "anger",
+        "disgust",
+        "fear",
+        "happiness",
+        "neutral",
+        "sadness",
+        "surprise",
+        "contempt",
+        "anxiety",
+        "helplessness",
+        "disappointment",
+    )
     assert EMER.labels == ("angry", "sad", "surprise", "worried", "happy")
     assert RAVDESS.labels == ("happy", "surprised", "neutral", "angry", "disgust", "sad", "fearful", "calm")
     assert len(GOEMOTIONS_LABELS) == 28 and GOEMOTIONS_LABELS[27] == "neutral"
@@ -28,27 +47,54 @@ def test_unknown_taxonomy_is_an_error():
         get_taxonomy("FER2013")
 
 
-@pytest.mark.parametrize("text,tax,expected", [
-    ("Angry.", MAFW, "anger"), ("anger", DFEW, "angry"), ("  SADNESS ", DFEW, "sad"),
-    ("sad", MAFW, "sadness"), ("Happiness!", DFEW, "happy"), ("joy", MAFW, "happiness"),
-    ("anxious", MAFW, "anxiety"), ("worried", MAFW, "anxiety"), ("nervous", EMER, "worried"),
-    ("helpless", MAFW, "helplessness"), ("disappointed", MAFW, "disappointment"),
-    ("contemptuous", MAFW, "contempt"), ("surprised", DFEW, "surprise"), ("surprise", RAVDESS, "surprised"),
-    ("scared", DFEW, "fear"), ("afraid", RAVDESS, "fearful"), ('"neutral"', DFEW, "neutral"),
-    ("The emotion is fear.", DFEW, "fear"), ("Emotion: disgust", MAFW, "disgust"),
-    ("surprises", DFEW, "surprise"), ("fears", DFEW, "fear"), ("calm", RAVDESS, "calm"),
-])
+@pytest.mark.parametrize(
+    "text,tax,expected",
+    [
+        ("Angry.", MAFW, "anger"),
+        ("anger", DFEW, "angry"),
+        ("  SADNESS ", DFEW, "sad"),
+        ("sad", MAFW, "sadness"),
+        ("Happiness!", DFEW, "happy"),
+        ("joy", MAFW, "happiness"),
+        ("anxious", MAFW, "anxiety"),
+        ("worried", MAFW, "anxiety"),
+        ("nervous", EMER, "worried"),
+        ("helpless", MAFW, "helplessness"),
+        ("disappointed", MAFW, "disappointment"),
+        ("contemptuous", MAFW, "contempt"),
+        ("surprised", DFEW, "surprise"),
+        ("surprise", RAVDESS, "surprised"),
+        ("scared", DFEW, "fear"),
+        ("afraid", RAVDESS, "fearful"),
+        ('"neutral"', DFEW, "neutral"),
+        ("The emotion is fear.", DFEW, "fear"),
+        ("Emotion: disgust", MAFW, "disgust"),
+        ("surprises", DFEW, "surprise"),
+        ("fears", DFEW, "fear"),
+        ("calm", RAVDESS, "calm"),
+    ],
+)
 def test_normalisation_accepts_surface_forms(text, tax, expected):
     assert normalize_label(text, tax) == expected
 
 
-@pytest.mark.parametrize("text,tax", [
-    ("very happy", DFEW), ("happy/sad", DFEW), ("happy, sad", DFEW), ("", DFEW), ("   ", DFEW),
-    ("contempt", DFEW),  # not a DFEW class: never guessed as disgust
-    ("anxiety", DFEW),  # not guessed as fear
-    ("calm", DFEW),  # calm is RAVDESS' own class, not neutral
-    ("helplessness", EMER), ("unknown", MAFW), ("none", DFEW), ("happ", DFEW),
-])
+@pytest.mark.parametrize(
+    "text,tax",
+    [
+        ("very happy", DFEW),
+        ("happy/sad", DFEW),
+        ("happy, sad", DFEW),
+        ("", DFEW),
+        ("   ", DFEW),
+        ("contempt", DFEW),  # not a DFEW class: never guessed as disgust
+        ("anxiety", DFEW),  # not guessed as fear
+        ("calm", DFEW),  # calm is RAVDESS' own class, not neutral
+        ("helplessness", EMER),
+        ("unknown", MAFW),
+        ("none", DFEW),
+        ("happ", DFEW),
+    ],
+)
 def test_normalisation_never_guesses(text, tax):
     assert normalize_label(text, tax) == UNKNOWN
 

@@ -1,11 +1,16 @@
 import pytest
 from openpyxl import Workbook
 
-from erv.errors import LabelFileError
 from erv.data.labels import (
-    canonical_id, fold_label_file, read_dfew_csv, read_emer_csv, read_label_file, read_mafw_xlsx,
+    canonical_id,
+    fold_label_file,
+    read_dfew_csv,
+    read_emer_csv,
+    read_label_file,
+    read_mafw_xlsx,
     read_name_label_txt,
 )
+from erv.errors import LabelFileError
 
 
 def test_canonical_id():
@@ -20,13 +25,16 @@ def test_dfew_csv(tmp_path):
     assert read_dfew_csv(path) == {"1": "happy", "2": "fear", "3": "neutral"}
 
 
-@pytest.mark.parametrize("body,msg", [
-    ("video_name,label\n1,8\n", r":2: label id 8 is outside 1..7"),
-    ("video_name,label\n1\n", r":2: expected 'video_id,label_id'"),
-    ("video_name,label\n1,1\n01,2\n", r":3: sample '01' listed twice \(first at .*:2\)"),
-    ("video_name,label\n", "no samples"),
-    ("video_name,label\n1,calm\n", r":2: 'calm' is not a DFEW label"),
-])
+@pytest.mark.parametrize(
+    "body,msg",
+    [
+        ("video_name,label\n1,8\n", r":2: label id 8 is outside 1..7"),
+        ("video_name,label\n1\n", r":2: expected 'video_id,label_id'"),
+        ("video_name,label\n1,1\n01,2\n", r":3: sample '01' listed twice \(first at .*:2\)"),
+        ("video_name,label\n", "no samples"),
+        ("video_name,label\n1,calm\n", r":2: 'calm' is not a DFEW label"),
+    ],
+)
 def test_dfew_csv_errors(tmp_path, body, msg):
     path = tmp_path / "l.csv"
     path.write_text(body)
@@ -57,8 +65,10 @@ def _xlsx(path, rows):
 def test_mafw_xlsx(tmp_path):
     path = tmp_path / "single-set.xlsx"
     header = ["clip"] + [f"c{i}" for i in range(1, 12)] + ["label"]
-    _xlsx(path, [["MAFW single-label set"], header,
-                 ["00001.mp4"] + [None] * 11 + [4], ["00002.mp4"] + [None] * 11 + [11]])
+    _xlsx(
+        path,
+        [["MAFW single-label set"], header, ["00001.mp4"] + [None] * 11 + [4], ["00002.mp4"] + [None] * 11 + [11]],
+    )
     assert read_mafw_xlsx(path) == {"1": "happiness", "2": "disappointment"}
     _xlsx(path, [header, ["00001.mp4"] + [None] * 11 + [4], ["00002.mp4"] + [None] * 11 + ["1,3"]])
     with pytest.raises(LabelFileError, match="row 3: compound label '1,3'"):
@@ -70,11 +80,15 @@ def test_mafw_xlsx(tmp_path):
 
 def test_emer_csv(tmp_path):
     path = tmp_path / "gt-eng.csv"
-    path.write_text('names,emotions,subtitles,reasons\nsample_1,worried,"Hi, you",He frowns and sighs.\n'
-                    'sample_2,happy,,She laughs.\n')
+    path.write_text(
+        'names,emotions,subtitles,reasons\nsample_1,worried,"Hi, you",He frowns and sighs.\n'
+        "sample_2,happy,,She laughs.\n"
+    )
     samples = read_emer_csv(path)
     assert [(s.id, s.label, s.reason, s.subtitle) for s in samples] == [
-        ("sample_1", "worried", "He frowns and sighs.", "Hi, you"), ("sample_2", "happy", "She laughs.", None)]
+        ("sample_1", "worried", "He frowns and sighs.", "Hi, you"),
+        ("sample_2", "happy", "She laughs.", None),
+    ]
     path.write_text("names,emotions,subtitles,reasons\nsample_1,worried,,\n")
     with pytest.raises(LabelFileError, match=r":2: sample 'sample_1' has an empty 'reasons'"):
         read_emer_csv(path)

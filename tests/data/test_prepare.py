@@ -4,9 +4,9 @@ import pytest
 
 from erv.cli import main as erv_main
 from erv.data.prepare import prepare
-from erv.errors import ConfigError, LabelFileError
 from erv.data.prompts import TASK_PROMPT
 from erv.data.records import validate_grpo_record, validate_sft_record
+from erv.errors import ConfigError, LabelFileError
 
 
 @pytest.fixture()
@@ -28,8 +28,15 @@ def dfew(tmp_path):
 @pytest.mark.parametrize("fold", [1, 5])
 def test_grpo_records_for_a_fold(dfew, fold):
     out = dfew / "grpo.json"
-    report = prepare(dataset="DFEW", video_dir=str(dfew / "clip"), out=str(out), fmt="grpo",
-                     label_dir=str(dfew / "label"), fold=fold, split="train")
+    report = prepare(
+        dataset="DFEW",
+        video_dir=str(dfew / "clip"),
+        out=str(out),
+        fmt="grpo",
+        label_dir=str(dfew / "label"),
+        fold=fold,
+        split="train",
+    )
     records = json.loads(out.read_text())
     assert report.written == len(records) > 0
     for i, rec in enumerate(records):
@@ -42,15 +49,38 @@ def test_grpo_records_for_a_fold(dfew, fold):
 def test_train_test_overlap_is_refused(dfew):
     test = dfew / "label" / "single_testset_5.csv"
     test.write_text(test.read_text() + "1,2\n")  # clip 1 is a training clip of fold 5
-    with pytest.raises(LabelFileError, match="1 clip.* appear in both .*single_trainset_5.csv and .*single_testset_5.csv: 1"):
-        prepare(dataset="DFEW", video_dir=str(dfew / "clip"), out=str(dfew / "o.json"), fmt="grpo",
-                label_dir=str(dfew / "label"), fold=5, split="train")
+    with pytest.raises(
+        LabelFileError, match="1 clip.* appear in both .*single_trainset_5.csv and .*single_testset_5.csv: 1"
+    ):
+        prepare(
+            dataset="DFEW",
+            video_dir=str(dfew / "clip"),
+            out=str(dfew / "o.json"),
+            fmt="grpo",
+            label_dir=str(dfew / "label"),
+            fold=5,
+            split="train",
+        )
 
 
 def test_missing_videos_fail_unless_allowed(dfew, capsys):
     (dfew / "clip" / "part_1" / "00002.mp4").unlink()
-    args = ["data", "prepare", "--dataset", "DFEW", "--video-dir", str(dfew / "clip"), "--label-dir",
-            str(dfew / "label"), "--fold", "5", "--split", "train", "--out", str(dfew / "o.jsonl")]
+    args = [
+        "data",
+        "prepare",
+        "--dataset",
+        "DFEW",
+        "--video-dir",
+        str(dfew / "clip"),
+        "--label-dir",
+        str(dfew / "label"),
+        "--fold",
+        "5",
+        "--split",
+        "train",
+        "--out",
+        str(dfew / "o.jsonl"),
+    ]
     assert erv_main(args) == 2
     assert "1 missing (e.g. 2)" in capsys.readouterr().err
     assert erv_main(args + ["--allow-missing-videos"]) == 0
@@ -63,13 +93,22 @@ def test_missing_videos_fail_unless_allowed(dfew, capsys):
 def test_ambiguous_video_names_are_reported(dfew):
     (dfew / "clip" / "1.avi").write_bytes(b"")
     with pytest.raises(ConfigError, match="1 ambiguous"):
-        prepare(dataset="DFEW", video_dir=str(dfew / "clip"), out=str(dfew / "o.json"), fmt="infer",
-                label_dir=str(dfew / "label"), fold=5, split="train")
+        prepare(
+            dataset="DFEW",
+            video_dir=str(dfew / "clip"),
+            out=str(dfew / "o.json"),
+            fmt="infer",
+            label_dir=str(dfew / "label"),
+            fold=5,
+            split="train",
+        )
 
 
 def test_sft_records_from_emer(tmp_path):
     csv = tmp_path / "gt-eng.csv"
-    csv.write_text("names,emotions,subtitles,reasons\nsample_1,worried,,He frowns. He sighs.\nsample_2,happy,,She laughs.\n")
+    csv.write_text(
+        "names,emotions,subtitles,reasons\nsample_1,worried,,He frowns. He sighs.\nsample_2,happy,,She laughs.\n"
+    )
     (tmp_path / "v").mkdir()
     for name in ("sample_1", "sample_2"):
         (tmp_path / "v" / f"{name}.avi").write_bytes(b"")
@@ -83,8 +122,13 @@ def test_sft_records_from_emer(tmp_path):
 
 def test_sft_without_explanations_is_refused(dfew):
     with pytest.raises(ConfigError, match="no explanation for SFT"):
-        prepare(dataset="DFEW", video_dir=str(dfew / "clip"), out=str(dfew / "o.json"), fmt="sft",
-                labels=str(dfew / "label" / "single_testset_5.csv"))
+        prepare(
+            dataset="DFEW",
+            video_dir=str(dfew / "clip"),
+            out=str(dfew / "o.json"),
+            fmt="sft",
+            labels=str(dfew / "label" / "single_testset_5.csv"),
+        )
 
 
 def test_mafw_split_file_and_custom_prompt(tmp_path):
@@ -92,9 +136,17 @@ def test_mafw_split_file_and_custom_prompt(tmp_path):
     (tmp_path / "v" / "00010.mp4").write_bytes(b"")
     (tmp_path / "test.txt").write_text("00010.mp4 helplessness\n")
     out = tmp_path / "o.json"
-    prepare(dataset="MAFW", video_dir=str(tmp_path / "v"), out=str(out), fmt="infer",
-            labels=str(tmp_path / "test.txt"), prompt="Which emotion?")
+    prepare(
+        dataset="MAFW",
+        video_dir=str(tmp_path / "v"),
+        out=str(out),
+        fmt="infer",
+        labels=str(tmp_path / "test.txt"),
+        prompt="Which emotion?",
+    )
     rec = json.loads(out.read_text())[0]
-    assert rec["conversations"] == [{"from": "human", "value": "<video>\n<audio>\nWhich emotion?"},
-                                    {"from": "gpt", "value": "helplessness"}]
+    assert rec["conversations"] == [
+        {"from": "human", "value": "<video>\n<audio>\nWhich emotion?"},
+        {"from": "gpt", "value": "helplessness"},
+    ]
     assert rec["dataset"] == "MAFW" and rec["id"] == "10"

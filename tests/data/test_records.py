@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from erv.data.records import read_judgments, read_predictions, validate_grpo_record, validate_sft_record
 from erv.errors import RecordError
 from erv.io.jsonl import write_json, write_jsonl
-from erv.data.records import read_judgments, read_predictions, validate_grpo_record, validate_sft_record
 
 
 def _pred(i, gold="happy", response="<think>t</think><answer>happy</answer>", **kw):
@@ -48,11 +48,13 @@ def test_unknown_gold_is_an_error(tmp_path):
 
 
 def test_missing_keys_and_types(tmp_path):
-    for bad, msg in (({"gold": "sad", "response": "x"}, "missing required key 'id'"),
-                     ({"id": "1", "response": "x"}, "missing required key 'gold'"),
-                     ({"id": "1", "gold": "sad"}, "missing required key 'response'"),
-                     ({"id": "1", "gold": "sad", "response": 3}, "'response' must be a string"),
-                     ({"id": "", "gold": "sad", "response": "x"}, "'id' is empty")):
+    for bad, msg in (
+        ({"gold": "sad", "response": "x"}, "missing required key 'id'"),
+        ({"id": "1", "response": "x"}, "missing required key 'gold'"),
+        ({"id": "1", "gold": "sad"}, "missing required key 'response'"),
+        ({"id": "1", "gold": "sad", "response": 3}, "'response' must be a string"),
+        ({"id": "", "gold": "sad", "response": "x"}, "'id' is empty"),
+    ):
         write_jsonl(tmp_path / "p.jsonl", [bad])
         with pytest.raises(RecordError, match=msg):
             read_predictions(tmp_path / "p.jsonl", "DFEW")
@@ -81,9 +83,16 @@ def _judgment(i, emotion="happy", error=None):
 
 
 def test_judgments_success_supersedes_failure(tmp_path):
-    write_jsonl(tmp_path / "j.jsonl", [_judgment(1, None, "HTTP 500"), _judgment(2, None, "timeout"),
-                                       _judgment(1, "Sad"), _judgment(2, None, "HTTP 429"),
-                                       _judgment(1, None, "late failure")])
+    write_jsonl(
+        tmp_path / "j.jsonl",
+        [
+            _judgment(1, None, "HTTP 500"),
+            _judgment(2, None, "timeout"),
+            _judgment(1, "Sad"),
+            _judgment(2, None, "HTTP 429"),
+            _judgment(1, None, "late failure"),
+        ],
+    )
     out = read_judgments(tmp_path / "j.jsonl", "DFEW")
     assert out["1"].ok and out["1"].explanation_emotion == "sad"
     assert not out["2"].ok and out["2"].error == "HTTP 429"
@@ -113,7 +122,10 @@ def test_torn_tail_is_dropped_only_at_the_end(tmp_path):
 
 def test_sft_and_grpo_record_validation():
     human = {"from": "human", "value": "<video>\n<audio>\nQ"}
-    sft = {"video": "v.mp4", "conversations": [human, {"from": "gpt", "value": "<think>r</think>\n<answer>happy</answer>"}]}
+    sft = {
+        "video": "v.mp4",
+        "conversations": [human, {"from": "gpt", "value": "<think>r</think>\n<answer>happy</answer>"}],
+    }
     validate_sft_record(sft, "f:1", "DFEW")
     bad = {"video": "v.mp4", "conversations": [human, {"from": "gpt", "value": "happy"}]}
     with pytest.raises(RecordError, match="f:2: SFT target must hold"):

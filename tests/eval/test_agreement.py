@@ -7,8 +7,8 @@ import json
 import pytest
 
 from erv.cli import main as erv_main
-from erv.errors import RecordError
 from erv.data.emotions import get_taxonomy
+from erv.errors import RecordError
 from erv.eval.agreement import _coherence, agreement_report, cohen_kappa
 
 
@@ -24,7 +24,12 @@ def test_kappa_matches_a_hand_computed_table():
 
 def test_coherence_definitions():
     # (gold, predicted answer, explanation emotion)
-    samples = [("sad", "sad", "sad"), ("sad", "angry", "angry"), ("sad", "unknown", "sad"), ("happy", "sad", "neutral")]
+    samples = [
+        ("sad", "sad", "sad"),
+        ("sad", "angry", "angry"),
+        ("sad", "unknown", "sad"),
+        ("happy", "sad", "neutral"),
+    ]
     m = _coherence(samples, get_taxonomy("DFEW"))
     assert m["eea"] == pytest.approx(2 / 4)  # e = g
     assert m["epc"] == pytest.approx(2 / 4)  # e = p; an unknown answer matches nothing
@@ -41,17 +46,29 @@ def files(tmp_path):
     preds = []
     golds = ["sad", "sad", "happy", "angry", "neutral", "fear"]
     answers = ["sad", "angry", "happy", "angry", "garbled", "fear"]
-    for i, (g, p) in enumerate(zip(golds, answers)):
+    for i, (g, p) in enumerate(zip(golds, answers, strict=True)):
         preds.append({"id": f"s{i}", "gold": g, "response": f"<think>t{i}</think><answer>{p}</answer>"})
     _write(tmp_path / "P.jsonl", preds)
 
     def judgment(i, label, judge, error=None, raw=None):
         return {"id": f"s{i}", "judge": judge, "explanation_emotion": label, "raw": raw or label, "error": error}
 
-    a = [judgment(0, "sad", "gpt"), judgment(1, "angry", "gpt"), judgment(2, "happy", "gpt"),
-         judgment(3, "sad", "gpt"), judgment(4, None, "gpt", raw="confusion"), judgment(5, "fear", "gpt")]
-    b = [judgment(0, "sad", "gem"), judgment(1, "sad", "gem"), judgment(2, "happy", "gem"),
-         judgment(3, "angry", "gem"), judgment(4, "neutral", "gem"), judgment(5, None, "gem", error="HTTP 500")]
+    a = [
+        judgment(0, "sad", "gpt"),
+        judgment(1, "angry", "gpt"),
+        judgment(2, "happy", "gpt"),
+        judgment(3, "sad", "gpt"),
+        judgment(4, None, "gpt", raw="confusion"),
+        judgment(5, "fear", "gpt"),
+    ]
+    b = [
+        judgment(0, "sad", "gem"),
+        judgment(1, "sad", "gem"),
+        judgment(2, "happy", "gem"),
+        judgment(3, "angry", "gem"),
+        judgment(4, "neutral", "gem"),
+        judgment(5, None, "gem", error="HTTP 500"),
+    ]
     _write(tmp_path / "A.jsonl", a)
     _write(tmp_path / "B.jsonl", b)
     return tmp_path
@@ -78,8 +95,20 @@ def test_report_counts_excluded_samples_and_metrics(files):
 
 
 def test_cli_prints_a_table_and_writes_json(files, capsys):
-    rc = erv_main(["judge", "agreement", str(files / "A.jsonl"), str(files / "B.jsonl"), "--predictions",
-                   str(files / "P.jsonl"), "--dataset", "DFEW", "--json", str(files / "agree.json")])
+    rc = erv_main(
+        [
+            "judge",
+            "agreement",
+            str(files / "A.jsonl"),
+            str(files / "B.jsonl"),
+            "--predictions",
+            str(files / "P.jsonl"),
+            "--dataset",
+            "DFEW",
+            "--json",
+            str(files / "agree.json"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "A vs B: agreement 50.00%" in out and "Cohen's kappa" in out
@@ -98,6 +127,18 @@ def test_judgments_of_other_samples_are_an_error(files, capsys):
     _write(files / "C.jsonl", [{"id": "zzz", "judge": "x", "explanation_emotion": "sad", "raw": "sad", "error": None}])
     with pytest.raises(RecordError, match="not in the predictions"):
         agreement_report([files / "A.jsonl", files / "C.jsonl"], files / "P.jsonl", "DFEW")
-    assert erv_main(["judge", "agreement", str(files / "A.jsonl"), "--predictions", str(files / "P.jsonl"),
-                     "--dataset", "DFEW"]) == 2
+    assert (
+        erv_main(
+            [
+                "judge",
+                "agreement",
+                str(files / "A.jsonl"),
+                "--predictions",
+                str(files / "P.jsonl"),
+                "--dataset",
+                "DFEW",
+            ]
+        )
+        == 2
+    )
     assert "at least two" in capsys.readouterr().err

@@ -17,19 +17,35 @@ def pred(i, gold, answer, think="He smiles.", dataset="DFEW"):
 
 
 def judgment(i, emotion, error=None):
-    return {"id": str(i), "judge": "gpt-4.1-mini", "explanation_emotion": emotion, "raw": emotion or "???", "error": error}
+    return {
+        "id": str(i),
+        "judge": "gpt-4.1-mini",
+        "explanation_emotion": emotion,
+        "raw": emotion or "???",
+        "error": error,
+    }
 
 
 @pytest.fixture()
 def files(tmp_path):
-    preds = [pred(1, "happy", "Happy"), pred(2, "sad", "sadness"), pred(3, "neutral", "calm"),
-             pred(4, "angry", None), pred(5, "fear", "fear")]
-    judg = [judgment(1, "happy"), judgment(2, "angry"), judgment(3, None, "HTTP 500 after 3 retries"),
-            judgment(5, "fear")]  # 4 has no judgment at all
+    preds = [
+        pred(1, "happy", "Happy"),
+        pred(2, "sad", "sadness"),
+        pred(3, "neutral", "calm"),
+        pred(4, "angry", None),
+        pred(5, "fear", "fear"),
+    ]
+    judg = [
+        judgment(1, "happy"),
+        judgment(2, "angry"),
+        judgment(3, None, "HTTP 500 after 3 retries"),
+        judgment(5, "fear"),
+    ]  # 4 has no judgment at all
     write_jsonl(tmp_path / "p.jsonl", preds)
     write_jsonl(tmp_path / "j.jsonl", judg)
-    (tmp_path / "labels.csv").write_text("video_name,label\n" + "\n".join(
-        f"{i},{g}" for i, g in ((1, 1), (2, 2), (3, 3), (4, 4), (5, 7))) + "\n")
+    (tmp_path / "labels.csv").write_text(
+        "video_name,label\n" + "\n".join(f"{i},{g}" for i, g in ((1, 1), (2, 2), (3, 3), (4, 4), (5, 7))) + "\n"
+    )
     return tmp_path
 
 
@@ -40,9 +56,25 @@ def run(args, capsys):
 
 
 def test_json_contract(files, capsys):
-    code, out, _ = run(["--predictions", files / "p.jsonl", "--dataset", "dfew", "--judgments", files / "j.jsonl",
-                        "--json", files / "m.json", "--plots", files / "plots", "--report", files / "r.md",
-                        "--bootstrap", "200"], capsys)
+    code, out, _ = run(
+        [
+            "--predictions",
+            files / "p.jsonl",
+            "--dataset",
+            "dfew",
+            "--judgments",
+            files / "j.jsonl",
+            "--json",
+            files / "m.json",
+            "--plots",
+            files / "plots",
+            "--report",
+            files / "r.md",
+            "--bootstrap",
+            "200",
+        ],
+        capsys,
+    )
     assert code == 0
     m = json.loads((files / "m.json").read_text())
     assert m["n"] == 5 and m["unknown"] == 2  # "calm" is no DFEW label, 4 has no answer
@@ -94,9 +126,22 @@ def test_dataset_mismatch(files, capsys):
 def test_missing_ids_against_labels(files, capsys):
     labels = files / "labels.csv"
     labels.write_text(labels.read_text() + "6,1\n")  # labelled, never predicted
-    write_jsonl(files / "p2.jsonl", [*map(lambda r: r, [pred(1, "happy", "happy"), pred(2, "sad", "sad"),
-                                                         pred(3, "neutral", "neutral"), pred(4, "angry", "angry"),
-                                                         pred(5, "fear", "fear"), pred(99, "sad", "sad")])])
+    write_jsonl(
+        files / "p2.jsonl",
+        [
+            *map(
+                lambda r: r,
+                [
+                    pred(1, "happy", "happy"),
+                    pred(2, "sad", "sad"),
+                    pred(3, "neutral", "neutral"),
+                    pred(4, "angry", "angry"),
+                    pred(5, "fear", "fear"),
+                    pred(99, "sad", "sad"),
+                ],
+            )
+        ],
+    )
     args = ["--predictions", files / "p2.jsonl", "--dataset", "DFEW", "--labels", labels, "--json", files / "m.json"]
     code, _, err = run(args, capsys)
     assert code == 2
@@ -128,27 +173,67 @@ def test_several_folds(files, capsys):
     write_jsonl(files / "f2.jsonl", [pred(3, "happy", "happy"), pred(4, "sad", "sad")])
     write_jsonl(files / "j1.jsonl", [judgment(1, "happy"), judgment(2, "sad")])
     write_jsonl(files / "j2.jsonl", [judgment(3, "happy"), judgment(4, "happy")])
-    code, out, _ = run(["--predictions", files / "f1.jsonl", files / "f2.jsonl", "--dataset", "DFEW",
-                        "--judgments", files / "j1.jsonl", files / "j2.jsonl", "--json", files / "m.json",
-                        "--bootstrap", "100"], capsys)
+    code, out, _ = run(
+        [
+            "--predictions",
+            files / "f1.jsonl",
+            files / "f2.jsonl",
+            "--dataset",
+            "DFEW",
+            "--judgments",
+            files / "j1.jsonl",
+            files / "j2.jsonl",
+            "--json",
+            files / "m.json",
+            "--bootstrap",
+            "100",
+        ],
+        capsys,
+    )
     assert code == 0 and "2 folds: mean ± std" in out
     m = json.loads((files / "m.json").read_text())
     assert [f["war"] for f in m["folds"]] == [0.5, 1.0]
     assert m["mean"]["war"] == pytest.approx(0.75) and m["std"]["war"] == pytest.approx(0.3535534, abs=1e-6)
     assert m["mean"]["eea"] == pytest.approx(0.75)
-    code, _, err = run(["--predictions", files / "f1.jsonl", files / "f2.jsonl", "--dataset", "DFEW",
-                        "--judgments", files / "j1.jsonl"], capsys)
+    code, _, err = run(
+        [
+            "--predictions",
+            files / "f1.jsonl",
+            files / "f2.jsonl",
+            "--dataset",
+            "DFEW",
+            "--judgments",
+            files / "j1.jsonl",
+        ],
+        capsys,
+    )
     assert code == 2 and "give one per fold" in err
 
 
 def test_eval_score_script_has_the_same_interface(files):
-    proc = subprocess.run([sys.executable, str(REPO / "eval_score.py"), "--predictions", str(files / "p.jsonl"),
-                           "--dataset", "DFEW", "--json", str(files / "m2.json"), "--bootstrap", "50"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "eval_score.py"),
+            "--predictions",
+            str(files / "p.jsonl"),
+            "--dataset",
+            "DFEW",
+            "--json",
+            str(files / "m2.json"),
+            "--bootstrap",
+            "50",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((files / "m2.json").read_text())["war"] == pytest.approx(0.6)
-    proc = subprocess.run([sys.executable, str(REPO / "eval_score.py"), "--predictions", str(files / "nope.jsonl"),
-                           "--dataset", "DFEW"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "eval_score.py"), "--predictions", str(files / "nope.jsonl"), "--dataset", "DFEW"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("eval_score.py: error:") and "Traceback" not in proc.stderr
 
 
@@ -160,6 +245,8 @@ def test_help(capsys):
 
 def test_ids_naming_one_clip_twice_are_an_error_against_labels(files, capsys):
     write_jsonl(files / "z.jsonl", [pred("00001", "happy", "happy"), pred(1, "happy", "sad")])
-    code, _, err = run(["--predictions", files / "z.jsonl", "--dataset", "DFEW", "--labels", files / "labels.csv",
-                        "--allow-missing"], capsys)
+    code, _, err = run(
+        ["--predictions", files / "z.jsonl", "--dataset", "DFEW", "--labels", files / "labels.csv", "--allow-missing"],
+        capsys,
+    )
     assert code == 2 and "id '1' is the same sample as '00001'" in err

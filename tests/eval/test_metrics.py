@@ -16,10 +16,25 @@ def test_hand_computed_recognition():
     assert m["n"] == 5 and m["unknown"] == 1
     assert m["war"] == pytest.approx(3 / 5)
     assert m["uar"] == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)  # only classes present among gold
-    assert m["per_class_recall"] == {"happy": 0.5, "sad": 0.5, "neutral": 1.0, "angry": None,
-                                     "surprise": None, "disgust": None, "fear": None}
-    assert m["confusion"]["happy"] == {"happy": 1, "sad": 0, "neutral": 0, "angry": 0, "surprise": 0,
-                                       "disgust": 0, "fear": 0, "unknown": 1}
+    assert m["per_class_recall"] == {
+        "happy": 0.5,
+        "sad": 0.5,
+        "neutral": 1.0,
+        "angry": None,
+        "surprise": None,
+        "disgust": None,
+        "fear": None,
+    }
+    assert m["confusion"]["happy"] == {
+        "happy": 1,
+        "sad": 0,
+        "neutral": 0,
+        "angry": 0,
+        "surprise": 0,
+        "disgust": 0,
+        "fear": 0,
+        "unknown": 1,
+    }
     assert m["confusion"]["sad"]["happy"] == 1 and m["confusion"]["fear"]["unknown"] == 0
     assert "eea" not in m and m["ci95"] == {}
 
@@ -65,7 +80,7 @@ def test_encode_rejects_unnormalised_labels():
 
 def _brute_force(gold, pred, expl, labels):
     n = len(gold)
-    war = sum(p == g for p, g in zip(pred, gold)) / n
+    war = sum(p == g for p, g in zip(pred, gold, strict=True)) / n
     recalls = []
     for c in labels:
         idx = [i for i in range(n) if gold[i] == c]
@@ -90,8 +105,10 @@ def test_matches_brute_force_on_random_data(seed):
     present = rng.sample(labels, rng.randint(1, len(labels)))
     gold = [rng.choice(present) for _ in range(n)]
     pred = [g if rng.random() < 0.5 else rng.choice(labels + (UNKNOWN,)) for g in gold]
-    expl = [None if rng.random() < 0.2 else rng.choice([g, p if p != UNKNOWN else g, rng.choice(labels)])
-            for g, p in zip(gold, pred)]
+    expl = [
+        None if rng.random() < 0.2 else rng.choice([g, p if p != UNKNOWN else g, rng.choice(labels)])
+        for g, p in zip(gold, pred, strict=True)
+    ]
     m = compute_metrics(encode(gold, pred, MAFW, expl), with_coherence=True, n_resamples=0)
     for name, value in _brute_force(gold, pred, expl, labels).items():
         assert m[name] == pytest.approx(value, abs=1e-12) if value is not None else m[name] is None, name

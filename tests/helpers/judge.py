@@ -6,16 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
 DFEW_LABELS = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")
 
 
-def write_predictions(path: Path, n: int, *, no_think_every: int = 0, labels: Iterable[str] = DFEW_LABELS,
-                      dataset: str = "DFEW") -> list[dict[str, Any]]:
+def write_predictions(
+    path: Path, n: int, *, no_think_every: int = 0, labels: Iterable[str] = DFEW_LABELS, dataset: str = "DFEW"
+) -> list[dict[str, Any]]:
     """`n` predictions with distinct explanations; every `no_think_every`-th has no <think>."""
     labels = tuple(labels)
     records = []
@@ -25,10 +27,19 @@ def write_predictions(path: Path, n: int, *, no_think_every: int = 0, labels: It
         if no_think_every and i % no_think_every == no_think_every - 1:
             response = f"<answer>{answer}</answer>"
         else:
-            response = (f"<think>In clip {i} the speaker's brows are drawn and the voice is tense; "
-                        f"sample {i} suggests {answer}.</think>\n<answer>{answer}</answer>")
-        records.append({"id": f"clip{i:04d}", "video": f"clips/clip{i:04d}.mp4", "dataset": dataset,
-                        "gold": gold, "response": response})
+            response = (
+                f"<think>In clip {i} the speaker's brows are drawn and the voice is tense; "
+                f"sample {i} suggests {answer}.</think>\n<answer>{answer}</answer>"
+            )
+        records.append(
+            {
+                "id": f"clip{i:04d}",
+                "video": f"clips/clip{i:04d}.mp4",
+                "dataset": dataset,
+                "gold": gold,
+                "response": response,
+            }
+        )
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return records
 

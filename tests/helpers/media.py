@@ -50,6 +50,9 @@ def ffmpeg_exe() -> str:
 
 def ffmpeg_decode_audio(path: Path) -> np.ndarray:
     """`ffmpeg -i clip -ac 1 -ar 16000 -f f32le -`: the decode our default must equal."""
-    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", "16000",
-                          "-f", "f32le", "-"], capture_output=True, check=True)
+    out = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", "16000", "-f", "f32le", "-"],
+        capture_output=True,
+        check=True,
+    )
     return np.frombuffer(out.stdout, dtype=np.float32)

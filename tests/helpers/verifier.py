@@ -5,7 +5,7 @@ Nothing here downloads; the models are random-init or trained in the test that u
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -22,8 +22,9 @@ class FixedProbabilityModel(torch.nn.Module):
         super().__init__()
         from transformers import PretrainedConfig
 
-        self.config = PretrainedConfig(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                                       label2id={l: i for i, l in enumerate(labels)})
+        self.config = PretrainedConfig(
+            num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)}
+        )
         probs = rows.clamp(1e-6, 1 - 1e-6)
         self.register_buffer("logit_table", torch.log(probs) - torch.log1p(-probs))
         self.calls = 0
@@ -50,10 +51,15 @@ def table_tokenizer(texts: Sequence[str]):
         vocab.setdefault(text, len(vocab))
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split("\n", behavior="removed")  # texts never hold newlines here
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", model_max_length=8)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=8,
+    )
 
 
 def fake_verifier(table: dict, head_labels: Sequence[str], *, taxonomy=None, batch_size: int = 64, **kwargs):

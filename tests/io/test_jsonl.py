@@ -11,7 +11,6 @@ import pytest
 from erv.io.jsonl import JsonlAppender, iter_json_records, write_json
 
 
-
 def _judgment(i, emotion="happy", error=None):
     return {"id": str(i), "judge": "m", "explanation_emotion": emotion, "raw": emotion, "error": error}
 
@@ -28,7 +27,7 @@ def test_appender_repairs_a_torn_tail_and_survives_kill(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal
         from erv.io.jsonl import JsonlAppender
-        app = JsonlAppender({str(tmp_path / 'k.jsonl')!r})
+        app = JsonlAppender({str(tmp_path / "k.jsonl")!r})
         for i in range(50):
             app.append({{"id": str(i), "x": "y" * 1000}})
         os.kill(os.getpid(), signal.SIGKILL)

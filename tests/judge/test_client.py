@@ -10,8 +10,13 @@ import pytest
 
 from erv.errors import ConfigError
 from erv.judge.client import JudgeClient, JudgeConfig
-from erv.judge.prompts import explanation_emotion_prompt, parse_fgce_classification, parse_fgce_score
-from erv.judge.prompts import fgce_classify_prompt, fgce_score_prompt
+from erv.judge.prompts import (
+    explanation_emotion_prompt,
+    fgce_classify_prompt,
+    fgce_score_prompt,
+    parse_fgce_classification,
+    parse_fgce_score,
+)
 from erv.testing.judge_server import JudgeTestServer, ServerConfig
 
 KEY_ENV = "ERV_TEST_JUDGE_KEY"
@@ -81,7 +86,7 @@ def test_failures_become_values_never_exceptions(key):
         prompts = _prompts(30)
         with JudgeClient(_config(server, max_retries=1)) as client:
             replies = client.complete_many(prompts)
-        for prompt, reply in zip(prompts, replies):
+        for prompt, reply in zip(prompts, replies, strict=True):
             if server.is_permanent_failure([{"role": "user", "content": prompt}]):
                 assert reply.text is None and reply.error.startswith("InternalServerError: HTTP 500")
                 assert "after 1 retries" in reply.error
@@ -116,7 +121,7 @@ def test_cache_stores_successes_only_and_makes_reruns_free(key, tmp_path):
             second = client.complete_many(prompts)
         assert server.request_count == failures  # only the failures are asked again
         assert [r.text for r in second if r.ok] == [r.text for r in first if r.ok]
-        assert all(r.cached for r, f in zip(second, first) if f.ok)
+        assert all(r.cached for r, f in zip(second, first, strict=True) if f.ok)
         # A different model, system message or json mode is another request: not a cache hit.
         server.reset_stats()
         with JudgeClient(cfg) as client:
@@ -168,8 +173,10 @@ def test_fgce_round_trip_with_json_mode(key):
             assert parsed["function"] in ("information extraction", "information analysis", "conclusion", "others")
             if parsed["function"] == "others":
                 return
-            [stage2] = client.complete_many([fgce_score_prompt("She wipes her eyes.", parsed["function"], emotion="sad",
-                                                               context=context)], json_mode=True)
+            [stage2] = client.complete_many(
+                [fgce_score_prompt("She wipes her eyes.", parsed["function"], emotion="sad", context=context)],
+                json_mode=True,
+            )
             assert 1 <= parse_fgce_score(stage2.text) <= 5
 
 
@@ -179,8 +186,9 @@ def test_missing_key_is_a_clear_config_error(monkeypatch):
         JudgeClient(JudgeConfig(api_key_env=KEY_ENV))
 
 
-@pytest.mark.parametrize("bad", [dict(concurrency=0), dict(timeout=0), dict(max_retries=-1), dict(model=" "),
-                                 dict(max_tokens=0)])
+@pytest.mark.parametrize(
+    "bad", [dict(concurrency=0), dict(timeout=0), dict(max_retries=-1), dict(model=" "), dict(max_tokens=0)]
+)
 def test_config_validation(bad):
     with pytest.raises(ConfigError):
         JudgeConfig(**bad)

@@ -16,7 +16,6 @@ import pytest
 
 from erv.judge.prompts import explanation_emotion_prompt, parse_emotion_reply
 from erv.testing.judge_server import JudgeTestServer, ServerConfig, prompt_key
-
 from tests.helpers.judge import erv_judge_cmd, read_jsonl, run_erv_judge, subprocess_env, write_predictions
 
 KEY = "sk-fault-test-0123456789"
@@ -41,7 +40,7 @@ def _check_against_server(records, final, server) -> set[str]:
     assert [j["id"] for j in final] == [r["id"] for r in records]  # none lost, none duplicated, in order
     stats = server.snapshot()
     transient = set()
-    for rec, judgment in zip(records, final):
+    for rec, judgment in zip(records, final, strict=True):
         prompt = _prompt_of(rec)
         if prompt is None:
             assert judgment["error"].startswith("no explanation")
@@ -67,24 +66,55 @@ def test_killed_and_restarted_job_ends_with_one_record_per_id(tmp_path):
     # 20% of requests 429/500, 3% hang past the timeout, 2% malformed bodies; per prompt 5%
     # garbage, 5% out-of-list labels, 4% permanent failures. From a prompt's 3rd attempt on,
     # only permanent failures remain, so the test can demand that retrying ends them.
-    config = ServerConfig(seed=1234, latency=0.08, rate_429=0.10, rate_500=0.10, rate_hang=0.03, hang_seconds=2.0,
-                          rate_malformed=0.02, rate_garbage=0.05, rate_out_of_list=0.05, rate_permanent_failure=0.04,
-                          max_transient_faults=2, retry_after_ms=5, api_key=KEY)
+    config = ServerConfig(
+        seed=1234,
+        latency=0.08,
+        rate_429=0.10,
+        rate_500=0.10,
+        rate_hang=0.03,
+        hang_seconds=2.0,
+        rate_malformed=0.02,
+        rate_garbage=0.05,
+        rate_out_of_list=0.05,
+        rate_permanent_failure=0.04,
+        max_transient_faults=2,
+        retry_after_ms=5,
+        api_key=KEY,
+    )
     pred = tmp_path / "P.jsonl"
     records = write_predictions(pred, N, no_think_every=25)
     no_think = N // 25
     out = tmp_path / "J.jsonl"
     env = subprocess_env(ERV_FAULT_KEY=KEY)
     with JudgeTestServer(config) as server:
-        permanent = {r["id"] for r in records if _prompt_of(r) and server.is_permanent_failure(_messages(_prompt_of(r)))}
+        permanent = {
+            r["id"] for r in records if _prompt_of(r) and server.is_permanent_failure(_messages(_prompt_of(r)))
+        }
         assert permanent, "the seed should produce permanently failing prompts"
-        base = ["--predictions", str(pred), "--dataset", "DFEW", "--out", str(out), "--model", "judge-under-test",
-                "--base-url", server.base_url, "--api-key-env", "ERV_FAULT_KEY", "--timeout", "0.5",
-                "--concurrency", "6", "--no-progress"]
+        base = [
+            "--predictions",
+            str(pred),
+            "--dataset",
+            "DFEW",
+            "--out",
+            str(out),
+            "--model",
+            "judge-under-test",
+            "--base-url",
+            server.base_url,
+            "--api-key-env",
+            "ERV_FAULT_KEY",
+            "--timeout",
+            "0.5",
+            "--concurrency",
+            "6",
+            "--no-progress",
+        ]
 
         # Run 1: SIGKILLed once part of the file is written.
-        proc = subprocess.Popen(erv_judge_cmd(*base, "--max-retries", "0"), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            erv_judge_cmd(*base, "--max-retries", "0"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if out.exists() and out.read_text().count("\n") >= 40:
@@ -119,4 +149,5 @@ def test_killed_and_restarted_job_ends_with_one_record_per_id(tmp_path):
         assert {j["id"] for j in final if j["error"] and not j["error"].startswith("no explanation")} == permanent
         assert third.stdout.strip().splitlines()[-1] == (
             f"judged {len(transient)} / cached 0 / failed {len(permanent) + no_think} / "
-            f"skipped {N - len(transient) - len(permanent) - no_think}")
+            f"skipped {N - len(transient) - len(permanent) - no_think}"
+        )

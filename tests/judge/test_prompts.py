@@ -24,11 +24,14 @@ from erv.judge.prompts import (
 
 
 def test_explanation_prompt_is_figure_3_with_the_dataset_list():
-    expected = ("Read the reasoning content and respond with the appropriate emotion in "
-                "anger, disgust, fear, happiness, neutral, sadness, surprise, contempt, anxiety, helplessness, disappointment.\n"
-                "Reply with only the emotion word.\n"
-                "Reason: She frowns and sighs.\n"
-                "Answer Emotion:")
+    expected = (
+        "Read the reasoning content and respond with the appropriate emotion in "
+        "anger, disgust, fear, happiness, neutral, sadness, surprise, contempt, anxiety, helplessness, "
+        "disappointment.\n"
+        "Reply with only the emotion word.\n"
+        "Reason: She frowns and sighs.\n"
+        "Answer Emotion:"
+    )
     assert explanation_emotion_prompt("She frowns and sighs.", "MAFW") == expected
 
 
@@ -36,14 +39,16 @@ def test_released_variant_differs_only_by_the_space_after_the_list():
     paper = explanation_emotion_prompt("x y z", DFEW)
     released = explanation_emotion_prompt("x y z", DFEW, variant="released")
     assert released == paper.replace("fear.\nReply", "fear. Reply")
-    assert released.startswith("Read the reasoning content and respond with the appropriate emotion in "
-                               "happy, sad, neutral, angry, surprise, disgust, fear. Reply with only the emotion word.\nReason: x y z")
+    assert released.startswith(
+        "Read the reasoning content and respond with the appropriate emotion in "
+        "happy, sad, neutral, angry, surprise, disgust, fear. Reply with only the emotion word.\nReason: x y z"
+    )
     with pytest.raises(ValueError, match="variant"):
         explanation_emotion_prompt("x", DFEW, variant="figure9")
 
 
 def test_explanation_with_braces_and_dollars_is_inserted_verbatim():
-    text = "He says \"{name}\" costs $5 and ${x}; %s"
+    text = 'He says "{name}" costs $5 and ${x}; %s'
     assert f"Reason: {text}\nAnswer Emotion:" in explanation_emotion_prompt(text, DFEW)
 
 
@@ -51,7 +56,8 @@ def test_pseudo_label_prompt_is_figure_6():
     assert pseudo_label_prompt("Tears run down.", DFEW) == (
         "Read the reasoning content and respond with the appropriate emotion in happy, sad, neutral, angry, surprise, "
         "disgust, fear. Primarily output a single dominant emotion. If necessary, output up to 2 dominant emotions, "
-        "separated by commas. Reply with only the emotion word.\n\nReason: Tears run down. Answer Emotion:")
+        "separated by commas. Reply with only the emotion word.\n\nReason: Tears run down. Answer Emotion:"
+    )
 
 
 def test_complement_prompt_is_two_shot_and_ends_with_the_target():
@@ -92,12 +98,24 @@ def test_fgce_prompts_name_the_allowed_values_and_the_rubric_rule():
         fgce_score_prompt("x", "information analysis", emotion="fear")  # needs the context
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ("sad", "sad"), ("Sad.", "sad"), ("  **SADNESS**  ", "sad"), ("Answer Emotion: angry", "angry"),
-    ("happiness", "happy"), ("the emotion is fear", "fear"), ("surprised!", "surprise"),
-    ("sad, angry", None), ("confusion", None), ("I think it is sad", None), ("", None), (None, None),
-    ("contempt", None),  # a MAFW label, not a DFEW one: never mapped to something close
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("sad", "sad"),
+        ("Sad.", "sad"),
+        ("  **SADNESS**  ", "sad"),
+        ("Answer Emotion: angry", "angry"),
+        ("happiness", "happy"),
+        ("the emotion is fear", "fear"),
+        ("surprised!", "surprise"),
+        ("sad, angry", None),
+        ("confusion", None),
+        ("I think it is sad", None),
+        ("", None),
+        (None, None),
+        ("contempt", None),  # a MAFW label, not a DFEW one: never mapped to something close
+    ],
+)
 def test_parse_emotion_reply_dfew(reply, expected):
     assert parse_emotion_reply(reply, DFEW) == expected
 
@@ -107,10 +125,18 @@ def test_parse_emotion_reply_never_maps_to_neutral():
         assert parse_emotion_reply(garbage, MAFW) is None
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ("sadness", ["sadness"]), ("sadness, anger", ["sadness", "anger"]), ("Anxious and sad.", ["anxiety", "sadness"]),
-    ("sad, sadness", ["sadness"]), ("anger, fear, sadness", None), ("sadness, boredom", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("sadness", ["sadness"]),
+        ("sadness, anger", ["sadness", "anger"]),
+        ("Anxious and sad.", ["anxiety", "sadness"]),
+        ("sad, sadness", ["sadness"]),
+        ("anger, fear, sadness", None),
+        ("sadness, boredom", None),
+        ("", None),
+    ],
+)
 def test_parse_multi_emotion_reply(reply, expected):
     assert parse_multi_emotion_reply(reply, MAFW, max_labels=2) == expected
 
@@ -121,10 +147,16 @@ def test_parse_multi_respects_max_labels():
 
 
 def test_parse_fgce_classification_strict_json():
-    parsed = parse_fgce_classification('{"function": "Information Analysis", "modality": "visual-audio", "confidence": 0.8}')
+    parsed = parse_fgce_classification(
+        '{"function": "Information Analysis", "modality": "visual-audio", "confidence": 0.8}'
+    )
     assert parsed == {"function": "information analysis", "modality": "audio-visual", "confidence": 0.8}
     fenced = "```json\n" + json.dumps({"function": "conclusion", "modality": "contextual"}) + "\n```"
-    assert parse_fgce_classification(fenced) == {"function": "conclusion", "modality": "contextual", "confidence": None}
+    assert parse_fgce_classification(fenced) == {
+        "function": "conclusion",
+        "modality": "contextual",
+        "confidence": None,
+    }
     for bad, match in [
         ("function: conclusion", "not a JSON object"),
         ('Sure! {"function": "conclusion", "modality": "audio"}', "not a JSON object"),
@@ -140,16 +172,35 @@ def test_parse_fgce_classification_strict_json():
             parse_fgce_classification(bad)
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ('{"score": 4}', 4), ('{"score": "2", "explanation": "weak"}', 2), ("5", 5), (" 3. ", 3), ("**1**", 1),
-    ('```json\n{"Score": 5.0}\n```', 5),
-])
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ('{"score": 4}', 4),
+        ('{"score": "2", "explanation": "weak"}', 2),
+        ("5", 5),
+        (" 3. ", 3),
+        ("**1**", 1),
+        ('```json\n{"Score": 5.0}\n```', 5),
+    ],
+)
 def test_parse_fgce_score_valid(reply, expected):
     assert parse_fgce_score(reply) == expected
 
 
-@pytest.mark.parametrize("reply", ['{"score": 0}', '{"score": 6}', '{"score": 4.5}', '{"score": true}', "four",
-                                   '{"rating": 3}', "", None, '{"score": null}'])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"score": 0}',
+        '{"score": 6}',
+        '{"score": 4.5}',
+        '{"score": true}',
+        "four",
+        '{"rating": 3}',
+        "",
+        None,
+        '{"score": null}',
+    ],
+)
 def test_parse_fgce_score_invalid(reply):
     with pytest.raises(JudgeReplyError):
         parse_fgce_score(reply)

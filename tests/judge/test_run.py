@@ -7,13 +7,12 @@ import json
 import pytest
 
 from erv.cli import main as erv_main
+from erv.data.records import read_judgments
 from erv.errors import ConfigError
 from erv.judge.client import JudgeConfig
 from erv.judge.prompts import explanation_emotion_prompt, parse_emotion_reply
 from erv.judge.run import run_judge
 from erv.testing.judge_server import JudgeTestServer, ServerConfig
-from erv.data.records import read_judgments
-
 from tests.helpers.judge import read_jsonl, write_predictions
 
 KEY_ENV = "ERV_TEST_RUN_KEY"
@@ -31,9 +30,27 @@ def server():
 
 
 def _args(pred, out, server, *extra):
-    return ["judge", "--predictions", str(pred), "--dataset", "DFEW", "--out", str(out), "--model", "test-judge",
-            "--base-url", server.base_url, "--api-key-env", KEY_ENV, "--timeout", "5", "--max-retries", "1",
-            "--no-progress", *extra]
+    return [
+        "judge",
+        "--predictions",
+        str(pred),
+        "--dataset",
+        "DFEW",
+        "--out",
+        str(out),
+        "--model",
+        "test-judge",
+        "--base-url",
+        server.base_url,
+        "--api-key-env",
+        KEY_ENV,
+        "--timeout",
+        "5",
+        "--max-retries",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _explanation(record):
@@ -50,7 +67,7 @@ def test_records_follow_the_contract(tmp_path, server, capsys):
     judged = read_jsonl(out)
     assert [j["id"] for j in judged] == [r["id"] for r in records]  # one per id, predictions order
     null_labels = 0
-    for rec, j in zip(records, judged):
+    for rec, j in zip(records, judged, strict=True):
         assert {"id", "judge", "explanation_emotion", "raw", "error"} <= set(j)
         assert j["judge"] == "test-judge" and j["dataset"] == "DFEW" and j["prompt"] == "paper"
         if "<think>" not in rec["response"]:
@@ -93,8 +110,9 @@ def test_cache_makes_a_rerun_after_deleting_the_output_free(tmp_path, server, ca
     assert server.request_count == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == "judged 0 / cached 20 / failed 0 / skipped 0"
     second = read_jsonl(out)
-    assert [(j["id"], j["explanation_emotion"], j["raw"]) for j in second] == \
-           [(j["id"], j["explanation_emotion"], j["raw"]) for j in first]
+    assert [(j["id"], j["explanation_emotion"], j["raw"]) for j in second] == [
+        (j["id"], j["explanation_emotion"], j["raw"]) for j in first
+    ]
     assert all(j["cached"] for j in second)
 
 
@@ -102,10 +120,28 @@ def test_resume_retries_failures_and_repairs_duplicates_and_torn_lines(tmp_path,
     pred = tmp_path / "P.jsonl"
     records = write_predictions(pred, 12)
     out = tmp_path / "J.jsonl"
-    good = {"judge": "test-judge", "explanation_emotion": "sad", "raw": "sad", "error": None, "dataset": "DFEW", "prompt": "paper"}
-    bad = {"judge": "test-judge", "explanation_emotion": None, "raw": None, "error": "RateLimitError: HTTP 429", "dataset": "DFEW"}
-    lines = [dict(good, id=records[0]["id"]), dict(bad, id=records[1]["id"]), dict(bad, id=records[0]["id"]),
-             dict(good, id=records[0]["id"]), dict(bad, id=records[2]["id"])]
+    good = {
+        "judge": "test-judge",
+        "explanation_emotion": "sad",
+        "raw": "sad",
+        "error": None,
+        "dataset": "DFEW",
+        "prompt": "paper",
+    }
+    bad = {
+        "judge": "test-judge",
+        "explanation_emotion": None,
+        "raw": None,
+        "error": "RateLimitError: HTTP 429",
+        "dataset": "DFEW",
+    }
+    lines = [
+        dict(good, id=records[0]["id"]),
+        dict(bad, id=records[1]["id"]),
+        dict(bad, id=records[0]["id"]),
+        dict(good, id=records[0]["id"]),
+        dict(bad, id=records[2]["id"]),
+    ]
     out.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"id": "clip0003", "judge": "te')  # torn tail
     config = JudgeConfig(model="test-judge", base_url=server.base_url, api_key_env=KEY_ENV, cache=None)
     with pytest.warns(UserWarning, match="incomplete last line"):
@@ -155,8 +191,12 @@ def test_judgments_of_other_predictions_are_refused(tmp_path, server, capsys):
     pred = tmp_path / "P.jsonl"
     write_predictions(pred, 5)
     out = tmp_path / "J.jsonl"
-    out.write_text(json.dumps({"id": "someone-else", "judge": "test-judge", "explanation_emotion": "sad",
-                               "raw": "sad", "error": None}) + "\n")
+    out.write_text(
+        json.dumps(
+            {"id": "someone-else", "judge": "test-judge", "explanation_emotion": "sad", "raw": "sad", "error": None}
+        )
+        + "\n"
+    )
     assert erv_main(_args(pred, out, server)) == 2
     assert "'someone-else' is not in" in capsys.readouterr().err
 
@@ -176,12 +216,30 @@ def test_a_second_job_on_the_same_output_is_refused(tmp_path, server):
 
 def test_only_samples_without_explanation_need_no_endpoint(tmp_path, monkeypatch, capsys):
     pred = tmp_path / "P.jsonl"
-    pred.write_text(json.dumps({"id": "a", "gold": "sad", "response": "<answer>sad</answer>"}) + "\n"
-                    + json.dumps({"id": "b", "gold": "sad", "response": "<think>  </think><answer>sad</answer>"}) + "\n")
+    pred.write_text(
+        json.dumps({"id": "a", "gold": "sad", "response": "<answer>sad</answer>"})
+        + "\n"
+        + json.dumps({"id": "b", "gold": "sad", "response": "<think>  </think><answer>sad</answer>"})
+        + "\n"
+    )
     out = tmp_path / "J.jsonl"
     monkeypatch.delenv(KEY_ENV)
-    rc = erv_main(["judge", "--predictions", str(pred), "--dataset", "DFEW", "--out", str(out), "--api-key-env", KEY_ENV,
-                   "--base-url", "http://127.0.0.1:9/v1", "--no-progress"])
+    rc = erv_main(
+        [
+            "judge",
+            "--predictions",
+            str(pred),
+            "--dataset",
+            "DFEW",
+            "--out",
+            str(out),
+            "--api-key-env",
+            KEY_ENV,
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     final = read_jsonl(out)
     assert [j["error"].split(":")[0] for j in final] == ["no explanation", "no explanation"]
@@ -191,14 +249,18 @@ def test_only_samples_without_explanation_need_no_endpoint(tmp_path, monkeypatch
 
 def test_unclosed_think_is_judged_only_on_request(tmp_path, server):
     pred = tmp_path / "P.jsonl"
-    pred.write_text(json.dumps({"id": "t", "gold": "sad", "response": "<think>He weeps quietly and looks down"}) + "\n")
+    pred.write_text(
+        json.dumps({"id": "t", "gold": "sad", "response": "<think>He weeps quietly and looks down"}) + "\n"
+    )
     config = JudgeConfig(model="test-judge", base_url=server.base_url, api_key_env=KEY_ENV)
     run_judge(pred, "DFEW", tmp_path / "strict.jsonl", config, progress=False)
     assert read_jsonl(tmp_path / "strict.jsonl")[0]["error"].startswith("no explanation")
     run_judge(pred, "DFEW", tmp_path / "lenient.jsonl", config, progress=False, allow_unclosed_think=True)
     lenient = read_jsonl(tmp_path / "lenient.jsonl")[0]
     assert lenient["error"] is None
-    assert lenient["raw"] == server.expected_reply(explanation_emotion_prompt("He weeps quietly and looks down", "DFEW"))
+    assert lenient["raw"] == server.expected_reply(
+        explanation_emotion_prompt("He weeps quietly and looks down", "DFEW")
+    )
 
 
 def test_help_and_usage_errors(capsys):
@@ -222,10 +284,28 @@ def test_paper_named_wrapper_script_forwards_to_erv_judge(tmp_path, server):
     write_predictions(pred, 3)
     out = tmp_path / "J.jsonl"
     proc = subprocess.run(
-        ["bash", str(REPO / "tools" / "response_gpt_check.sh"), "--predictions", str(pred), "--dataset_name", "DFEW",
-         "--out", str(out), "--model", "test-judge", "--base-url", server.base_url, "--api-key-env", KEY_ENV,
-         "--no-progress"],
-        env=subprocess_env(PYTHON=sys.executable, **{KEY_ENV: "sk-run-test-key"}), capture_output=True, text=True, timeout=60)
+        [
+            "bash",
+            str(REPO / "tools" / "response_gpt_check.sh"),
+            "--predictions",
+            str(pred),
+            "--dataset_name",
+            "DFEW",
+            "--out",
+            str(out),
+            "--model",
+            "test-judge",
+            "--base-url",
+            server.base_url,
+            "--api-key-env",
+            KEY_ENV,
+            "--no-progress",
+        ],
+        env=subprocess_env(PYTHON=sys.executable, **{KEY_ENV: "sk-run-test-key"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "judged 3 / cached 0 / failed 0 / skipped 0"
     assert len(read_jsonl(out)) == 3

@@ -10,7 +10,6 @@ import pytest
 from erv.cli import main as erv_main
 from erv.judge.client import JudgeClient, JudgeConfig, _Redactor
 from erv.testing.judge_server import JudgeTestServer, ServerConfig
-
 from tests.helpers.judge import run_erv_judge, subprocess_env, write_predictions
 
 SECRET = "sk-ERVSECRET-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c1e"
@@ -56,9 +55,30 @@ def test_key_never_leaks_in_process(tmp_path, monkeypatch, capsys, logs, scenari
     cache = tmp_path / "cache.sqlite"
     with JudgeTestServer(ServerConfig(api_key=SECRET if scenario == "ok" else "sk-some-other-key")) as server:
         base_url = server.base_url if scenario != "unreachable" else f"http://127.0.0.1:{_free_port()}/v1"
-        rc = erv_main(["judge", "--predictions", str(pred), "--dataset", "DFEW", "--out", str(out), "--model", "m",
-                       "--base-url", base_url, "--api-key-env", "ERV_SECRET_KEY", "--max-retries", "1",
-                       "--timeout", "2", "--cache", str(cache), "--no-progress"])
+        rc = erv_main(
+            [
+                "judge",
+                "--predictions",
+                str(pred),
+                "--dataset",
+                "DFEW",
+                "--out",
+                str(out),
+                "--model",
+                "m",
+                "--base-url",
+                base_url,
+                "--api-key-env",
+                "ERV_SECRET_KEY",
+                "--max-retries",
+                "1",
+                "--timeout",
+                "2",
+                "--cache",
+                str(cache),
+                "--no-progress",
+            ]
+        )
         if scenario == "server_rejects_key":
             assert SECRET in server.snapshot().authorization_seen  # the key was really sent ...
     captured = capsys.readouterr()
@@ -84,9 +104,23 @@ def test_key_never_leaks_from_the_cli_process_with_sdk_debug_logging(tmp_path):
     out = tmp_path / "J.jsonl"
     env = subprocess_env(ERV_SECRET_KEY=SECRET, OPENAI_LOG="debug")
     with JudgeTestServer(ServerConfig(api_key="sk-another")) as server:
-        proc = run_erv_judge("--predictions", str(pred), "--dataset", "DFEW", "--out", str(out), "--model", "m",
-                             "--base-url", server.base_url, "--api-key-env", "ERV_SECRET_KEY", "--max-retries", "0",
-                             env=env)
+        proc = run_erv_judge(
+            "--predictions",
+            str(pred),
+            "--dataset",
+            "DFEW",
+            "--out",
+            str(out),
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--api-key-env",
+            "ERV_SECRET_KEY",
+            "--max-retries",
+            "0",
+            env=env,
+        )
     assert proc.returncode == 1
     assert "HTTP 401" in proc.stderr
     assert "DEBUG" in proc.stderr  # the SDK's debug logging was really on
@@ -105,7 +139,9 @@ def test_client_objects_and_error_messages_hide_the_key(monkeypatch):
     _assert_clean(reply.error, "the reply error")
     # A server that echoes parts of the key is scrubbed too.
     redact = _Redactor(SECRET)
-    assert redact(f"bad key {SECRET[:20]}...{SECRET[-6:]}") == f"bad key ***...{SECRET[-6:]}"  # 6 chars: too short to matter
+    assert (
+        redact(f"bad key {SECRET[:20]}...{SECRET[-6:]}") == f"bad key ***...{SECRET[-6:]}"
+    )  # 6 chars: too short to matter
     assert redact(f"x{SECRET}y, {SECRET[5:13]}") == "x***y, ***"
     _assert_clean(client.describe_error(RuntimeError(f"boom {SECRET}")), "describe_error")
     client.close()

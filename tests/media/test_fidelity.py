@@ -20,8 +20,9 @@ def siglip_reference():
     """The reference's image processor: transformers' PIL SigLIP processor (4.49's default)."""
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
-    return SiglipImageProcessorPil(size={"height": 64, "width": 64}, image_mean=[0.5] * 3,
-                                   image_std=[0.5] * 3, resample=3, rescale_factor=1 / 255)
+    return SiglipImageProcessorPil(
+        size={"height": 64, "width": 64}, image_mean=[0.5] * 3, image_std=[0.5] * 3, resample=3, rescale_factor=1 / 255
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +65,18 @@ def test_frames_bit_identical_to_decord_plus_siglip(tmp_path_factory, siglip_ref
         assert torch.equal(fp(decoded.frames, aspect_ratio=aspect_ratio), expected)
 
 
-@pytest.mark.parametrize("params", [
-    dict(pix_fmt="yuv444p"), dict(pix_fmt="yuv422p"), dict(video_codec="mpeg4"),
-    dict(colorspace=1), dict(color_range=2), dict(size=(202, 114)),
-], ids=["yuv444p", "yuv422p", "mpeg4", "bt709", "full-range", "odd-size"])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(pix_fmt="yuv444p"),
+        dict(pix_fmt="yuv422p"),
+        dict(video_codec="mpeg4"),
+        dict(colorspace=1),
+        dict(color_range=2),
+        dict(size=(202, 114)),
+    ],
+    ids=["yuv444p", "yuv422p", "mpeg4", "bt709", "full-range", "odd-size"],
+)
 def test_rgb_frames_equal_decord_across_formats(tmp_path_factory, params):
     settings = dict(seconds=0.6, fps=25, size=(96, 64), audio_rate=None, seed=8)
     settings.update(params)
@@ -81,8 +90,10 @@ def test_rgb_frames_equal_decord_across_formats(tmp_path_factory, params):
 def test_decord_backend_and_rotation_match(tmp_path_factory, tmp_path):
     src = get_clip(tmp_path_factory, "gop")
     rotated = tmp_path / "rot90.mp4"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-display_rotation:v:0", "90", "-i", str(src),
-                    "-c", "copy", str(rotated)], check=True)
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y", "-display_rotation:v:0", "90", "-i", str(src), "-c", "copy", str(rotated)],
+        check=True,
+    )
     for path in (src, rotated):
         reader = decord.VideoReader(str(path), num_threads=1)
         idx = media.uniform_frame_indices(len(reader), 8)
@@ -91,7 +102,7 @@ def test_decord_backend_and_rotation_match(tmp_path_factory, tmp_path):
         via_decord = media.read_video_frames(path, backend="decord", threads=1)
         assert np.array_equal(np.stack(ours.frames), expected)
         assert np.array_equal(np.stack(via_decord.frames), expected)
-    assert expected.shape[1:3] == (128, 80)   # rotated clip is portrait, as decord returns it
+    assert expected.shape[1:3] == (128, 80)  # rotated clip is portrait, as decord returns it
 
 
 def test_frame_processor_equals_siglip_on_random_images(siglip_reference):
@@ -160,8 +171,12 @@ def test_reference_audio_mode_reads_exactly_as_decord(tmp_path_factory, whisper,
     ours = media.read_audio(path, mode="reference")
     assert np.array_equal(ours, expected)
     exact = media.AudioFeatureExtractor(whisper, exact=True)
-    assert torch.equal(exact(ours), torch.from_numpy(
-        whisper(torch.from_numpy(expected), sampling_rate=16000, return_tensors="np")["input_features"][0]))
+    assert torch.equal(
+        exact(ours),
+        torch.from_numpy(
+            whisper(torch.from_numpy(expected), sampling_rate=16000, return_tensors="np")["input_features"][0]
+        ),
+    )
 
 
 @pytest.mark.parametrize("seconds", [0.01, 1.0, 2.7, 29.99, 30.0, 31.5])

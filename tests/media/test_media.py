@@ -31,6 +31,7 @@ def features():
 
 # ------------------------------------------------------------------ index selection
 
+
 def test_uniform_indices_match_reference_examples():
     assert media.uniform_frame_indices(20, 8) == [1, 4, 6, 8, 11, 13, 15, 18]
     assert media.uniform_frame_indices(50, 8) == [3, 9, 15, 21, 28, 34, 40, 46]
@@ -67,15 +68,16 @@ def test_fps_sampling_mode():
 
 # ------------------------------------------------------------------ video files
 
+
 def test_video_file_frames_indices_and_ranges(tmp_path_factory, frame_processor):
-    path = get_clip(tmp_path_factory, "stereo48k")           # 2 s at 25 fps = 50 frames
+    path = get_clip(tmp_path_factory, "stereo48k")  # 2 s at 25 fps = 50 frames
     decoded = media.read_video_frames(path)
     assert decoded.num_available == 50
     assert decoded.fps == pytest.approx(25.0)
     assert decoded.indices == [3, 9, 15, 21, 28, 34, 40, 46]
     assert len(decoded.frames) == 8
     assert all(f.shape == (96, 160, 3) and f.dtype == np.uint8 for f in decoded.frames)
-    assert len({f.tobytes() for f in decoded.frames}) == 8    # distinct frames, moving content
+    assert len({f.tobytes() for f in decoded.frames}) == 8  # distinct frames, moving content
     pixels = frame_processor(decoded.frames)
     assert pixels.shape == (8, 3, 48, 48) and pixels.dtype == torch.float32
     assert float(pixels.min()) >= -1.0 and float(pixels.max()) <= 1.0
@@ -84,7 +86,7 @@ def test_video_file_frames_indices_and_ranges(tmp_path_factory, frame_processor)
 
 def test_start_end_window_on_file(tmp_path_factory):
     path = get_clip(tmp_path_factory, "stereo48k")
-    decoded = media.read_video_frames(path, start=0.4, end=1.2)     # frames 9 .. 29
+    decoded = media.read_video_frames(path, start=0.4, end=1.2)  # frames 9 .. 29
     assert decoded.indices == [9 + i for i in media.uniform_frame_indices(21, 8)]
 
 
@@ -93,7 +95,7 @@ def test_decode_threads_do_not_change_frames(tmp_path_factory):
     one = media.read_video_frames(path, threads=1)
     two = media.read_video_frames(path, threads=2)
     assert one.indices == two.indices
-    assert all(np.array_equal(a, b) for a, b in zip(one.frames, two.frames))
+    assert all(np.array_equal(a, b) for a, b in zip(one.frames, two.frames, strict=True))
 
 
 def test_frame_folder_and_arrays(tmp_path, frame_processor):
@@ -102,7 +104,7 @@ def test_frame_folder_and_arrays(tmp_path, frame_processor):
     assert decoded.indices == [1, 4, 6, 8, 11, 13, 15, 18]
     assert decoded.fps == media.FRAME_FOLDER_FPS
     raw = np.stack([np.asarray(Image.open(folder / f"frame_{i:03d}.png")) for i in range(20)])
-    assert all(np.array_equal(f, raw[i]) for f, i in zip(decoded.frames, decoded.indices))
+    assert all(np.array_equal(f, raw[i]) for f, i in zip(decoded.frames, decoded.indices, strict=True))
     # arrays are used as given (not sampled) ...
     given = media.read_video_frames(raw[:10])
     assert given.indices is None and len(given.frames) == 10
@@ -111,7 +113,7 @@ def test_frame_folder_and_arrays(tmp_path, frame_processor):
     assert len(few.frames) == 8
     assert few.frames[3].shape == (56, 40, 3) and not few.frames[3].any()
     pil = media.read_video_frames([Image.fromarray(f) for f in raw[:8]])
-    assert all(np.array_equal(a, b) for a, b in zip(pil.frames, raw[:8]))
+    assert all(np.array_equal(a, b) for a, b in zip(pil.frames, raw[:8], strict=True))
 
 
 def test_folder_with_foreign_file_is_an_error(tmp_path):
@@ -122,6 +124,7 @@ def test_folder_with_foreign_file_is_an_error(tmp_path):
 
 
 # ------------------------------------------------------------------ audio
+
 
 @pytest.mark.parametrize("name, seconds", [("stereo48k", 2.0), ("stereo44k", 2.3), ("mono16k", 2.048), ("odd", 0.6)])
 def test_audio_is_16k_mono_of_clip_length(tmp_path_factory, name, seconds):
@@ -148,7 +151,7 @@ def test_missing_audio_policies(tmp_path_factory, frame_processor, features):
         media.read_audio(path)
     zeros = media.MediaProcessor(frame_processor, features, on_missing_audio="zeros").load(path)
     assert zeros.audio_missing is True and "no audio track" in zeros.audio_missing_reason
-    assert torch.all(zeros.audio_features == -1.5)   # what 10 s of zeros become, as the reference
+    assert torch.all(zeros.audio_features == -1.5)  # what 10 s of zeros become, as the reference
     assert zeros.pixel_values.shape == (8, 3, 48, 48)
     assert media.MediaProcessor(frame_processor, features, on_missing_audio="skip").load(path) is None
     with pytest.raises(media.AudioMissingError):
@@ -156,9 +159,10 @@ def test_missing_audio_policies(tmp_path_factory, frame_processor, features):
     ok = media.MediaProcessor(frame_processor, features).load(get_clip(tmp_path_factory, "stereo48k"))
     assert ok.audio_missing is False and ok.audio_missing_reason is None
     assert ok.frame_indices == [3, 9, 15, 21, 28, 34, 40, 46]
-    late = media.MediaProcessor(frame_processor, features).load(get_clip(tmp_path_factory, "stereo48k"),
-                                                                 start=1.9, end=1.9)   # window 1.9-2.9 s
-    assert late.audio_missing is False                   # 0.1 s of audio is still audio
+    late = media.MediaProcessor(frame_processor, features).load(
+        get_clip(tmp_path_factory, "stereo48k"), start=1.9, end=1.9
+    )  # window 1.9-2.9 s
+    assert late.audio_missing is False  # 0.1 s of audio is still audio
     gone = media.MediaProcessor(frame_processor, features, decode_threads=1)
     with pytest.raises(MediaError, match="contains no frame"):
         gone.load(get_clip(tmp_path_factory, "stereo48k"), start=3.0, end=4.0)
@@ -179,6 +183,7 @@ def test_separate_audio_file_and_waveform(tmp_path_factory, frame_processor, fea
 
 # ------------------------------------------------------------------ bad files
 
+
 @pytest.fixture
 def bad_files(tmp_path, tmp_path_factory):
     good = get_clip(tmp_path_factory, "stereo48k")
@@ -191,13 +196,25 @@ def bad_files(tmp_path, tmp_path_factory):
     truncated.write_bytes(data[: len(data) // 3])
     text = tmp_path / "text.mp4"
     text.write_text("this is not a video\n")
-    return {"missing": tmp_path / "nope.mp4", "empty": empty, "garbage": garbage,
-            "truncated": truncated, "text": text, "folder": tmp_path}
+    return {
+        "missing": tmp_path / "nope.mp4",
+        "empty": empty,
+        "garbage": garbage,
+        "truncated": truncated,
+        "text": text,
+        "folder": tmp_path,
+    }
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("missing", "not found"), ("empty", "empty"), ("garbage", "corrupt"), ("text", "corrupt"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("missing", "not found"),
+        ("empty", "empty"),
+        ("garbage", "corrupt"),
+        ("text", "corrupt"),
+    ],
+)
 def test_bad_video_files_raise_media_error_naming_the_file(bad_files, kind, message):
     path = bad_files[kind]
     with pytest.raises(MediaError, match=message) as info:
@@ -228,7 +245,9 @@ def test_unreadable_file(tmp_path_factory, tmp_path, monkeypatch):
     path.chmod(0)
     if os.geteuid() == 0:  # root reads anything: simulate the permission check failing
         real_access = os.access
-        monkeypatch.setattr(media.common.os, "access", lambda p, mode: False if str(p) == str(path) else real_access(p, mode))
+        monkeypatch.setattr(
+            media.common.os, "access", lambda p, mode: False if str(p) == str(path) else real_access(p, mode)
+        )
     with pytest.raises(MediaError, match="permission denied") as info:
         media.read_video_frames(path)
     assert str(path) in str(info.value)

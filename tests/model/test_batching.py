@@ -6,11 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from erv.model import (AUDIO_PLACEHOLDER, IGNORE_INDEX, VIDEO_PLACEHOLDER, ModelInputError, build_model,
-                       preset_config)
-
-
-
+from erv.model import AUDIO_PLACEHOLDER, IGNORE_INDEX, VIDEO_PLACEHOLDER, ModelInputError, build_model, preset_config
 
 PAD = 500  # the tiny preset's <|endoftext|>-like id
 
@@ -36,25 +32,38 @@ def make_samples(model, lengths=(9, 23, 14, 5), seed=7):
     for i, n in enumerate(lengths):
         ids = torch.randint(0, 400, (n,), generator=gen)
         v = int(torch.randint(0, n // 2, (1,), generator=gen))
-        ids = torch.cat([ids[:v], torch.tensor([VIDEO_PLACEHOLDER]), ids[v:v + 1], torch.tensor([AUDIO_PLACEHOLDER]),
-                         ids[v + 1:]])
+        ids = torch.cat(
+            [
+                ids[:v],
+                torch.tensor([VIDEO_PLACEHOLDER]),
+                ids[v : v + 1],
+                torch.tensor([AUDIO_PLACEHOLDER]),
+                ids[v + 1 :],
+            ]
+        )
         bert_len = 4 + 3 * i
-        samples.append(dict(
-            input_ids=ids,
-            pixel_values_videos=torch.randn(cfg.num_frames, 3, vision.image_size, vision.image_size, generator=gen),
-            audio_input_features=torch.randn(128, audio.expected_frames, generator=gen),
-            bert_input_ids=torch.randint(1, 1000, (bert_len,), generator=gen),
-        ))
+        samples.append(
+            dict(
+                input_ids=ids,
+                pixel_values_videos=torch.randn(
+                    cfg.num_frames, 3, vision.image_size, vision.image_size, generator=gen
+                ),
+                audio_input_features=torch.randn(128, audio.expected_frames, generator=gen),
+                bert_input_ids=torch.randint(1, 1000, (bert_len,), generator=gen),
+            )
+        )
     return samples
 
 
 def alone(sample):
-    return dict(input_ids=sample["input_ids"][None], attention_mask=torch.ones(1, len(sample["input_ids"]),
-                                                                                 dtype=torch.long),
-                pixel_values_videos=sample["pixel_values_videos"][None],
-                audio_input_features=sample["audio_input_features"][None],
-                bert_input_ids=sample["bert_input_ids"][None],
-                bert_attention_mask=torch.ones(1, len(sample["bert_input_ids"]), dtype=torch.long))
+    return dict(
+        input_ids=sample["input_ids"][None],
+        attention_mask=torch.ones(1, len(sample["input_ids"]), dtype=torch.long),
+        pixel_values_videos=sample["pixel_values_videos"][None],
+        audio_input_features=sample["audio_input_features"][None],
+        bert_input_ids=sample["bert_input_ids"][None],
+        bert_attention_mask=torch.ones(1, len(sample["bert_input_ids"]), dtype=torch.long),
+    )
 
 
 def collate(samples, side="left"):
@@ -70,10 +79,14 @@ def collate(samples, side="left"):
         ids[i, cols], mask[i, cols] = s["input_ids"], 1
         b = len(s["bert_input_ids"])
         bert[i, :b], bert_mask[i, :b] = s["bert_input_ids"], 1  # BERT pads on the right, as its tokenizer does
-    return dict(input_ids=ids, attention_mask=mask,
-                pixel_values_videos=torch.stack([s["pixel_values_videos"] for s in samples]),
-                audio_input_features=torch.stack([s["audio_input_features"] for s in samples]),
-                bert_input_ids=bert, bert_attention_mask=bert_mask)
+    return dict(
+        input_ids=ids,
+        attention_mask=mask,
+        pixel_values_videos=torch.stack([s["pixel_values_videos"] for s in samples]),
+        audio_input_features=torch.stack([s["audio_input_features"] for s in samples]),
+        bert_input_ids=bert,
+        bert_attention_mask=bert_mask,
+    )
 
 
 def test_expanded_mask_marks_padding_and_multimodal_rows(tiny_model):
@@ -86,7 +99,7 @@ def test_expanded_mask_marks_padding_and_multimodal_rows(tiny_model):
         mask = spliced.attention_mask
         expanded = [len(s["input_ids"]) - 2 + n_video + n_audio for s in samples]
         assert mask.shape == (4, max(expanded))
-        for row, (sample, length) in enumerate(zip(samples, expanded)):
+        for row, (sample, length) in enumerate(zip(samples, expanded, strict=True)):
             pad = mask.shape[1] - length
             assert mask[row, :pad].eq(0).all() and mask[row, pad:].eq(1).all()
             ids = sample["input_ids"].tolist()
@@ -108,19 +121,21 @@ def test_batched_left_padded_forward_equals_alone(tiny_model):
         batched = tiny_model(**collate(samples))
         for row, sample in enumerate(samples):
             single = tiny_model(**alone(sample)).logits[0]
-            torch.testing.assert_close(batched.logits[row, -single.shape[0]:], single, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(batched.logits[row, -single.shape[0] :], single, atol=1e-4, rtol=1e-4)
 
 
 def test_batched_greedy_generation_equals_alone(tiny_model):
     samples = make_samples(tiny_model)
-    out = tiny_model.generate(**collate(samples), max_new_tokens=6, do_sample=False, output_scores=True,
-                              return_dict_in_generate=True)
+    out = tiny_model.generate(
+        **collate(samples), max_new_tokens=6, do_sample=False, output_scores=True, return_dict_in_generate=True
+    )
     assert out.sequences.shape == (4, 6)
     assert len(set(out.sequences.flatten().tolist())) > 6  # a real test: varied tokens, not one repeated id
     scores = torch.stack(out.scores, dim=1)
     for row, sample in enumerate(samples):
-        one = tiny_model.generate(**alone(sample), max_new_tokens=6, do_sample=False, output_scores=True,
-                                  return_dict_in_generate=True)
+        one = tiny_model.generate(
+            **alone(sample), max_new_tokens=6, do_sample=False, output_scores=True, return_dict_in_generate=True
+        )
         assert out.sequences[row].tolist() == one.sequences[0].tolist()
         torch.testing.assert_close(scores[row], torch.stack(one.scores, dim=1)[0], atol=1e-4, rtol=1e-4)
 
@@ -141,7 +156,7 @@ def test_rows_with_and_without_placeholders(tiny_model):
     assert out.attention_mask[1, :extra].eq(0).all() and out.attention_mask[1, extra:].eq(1).all()
     torch.testing.assert_close(out.logits[1, extra:], text_row, atol=1e-4, rtol=1e-4)
     kept = out.attention_mask[0].bool()
-    assert kept.sum() == video_row.shape[0] and kept[:video_row.shape[0]].all()
+    assert kept.sum() == video_row.shape[0] and kept[: video_row.shape[0]].all()
     torch.testing.assert_close(out.logits[0, kept], video_row, atol=1e-4, rtol=1e-4)
 
 
@@ -166,7 +181,7 @@ def test_right_padded_training_batch_and_loss(tiny_model):
     torch.testing.assert_close(out.loss, expected, atol=1e-5, rtol=1e-5)
     with torch.no_grad():  # the right-padded row computes what it computes alone
         single = tiny_model(**alone(samples[1])).logits[0]
-    torch.testing.assert_close(out.logits[1, :single.shape[0]], single, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.logits[1, : single.shape[0]], single, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.filterwarnings("ignore:`gradient_checkpointing_(en|dis)able` is deprecated:FutureWarning")
@@ -193,9 +208,14 @@ def test_gradient_checkpointing_same_loss_and_grads():
     model.gradient_checkpointing_disable()
     torch.testing.assert_close(ckpt_loss, plain_loss)
     assert plain.keys() == ckpt.keys()
-    for name in ("model.layers.0.self_attn.q_proj.weight", "model.mm_projector.s1_video.b1.conv1.conv.weight",
-                 "model.bert_gate.0.weight", "model.bert_model.encoder.layer.0.attention.self.query.weight",
-                 "model.audio_projector.0.weight", "model.embed_tokens.weight"):
+    for name in (
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.mm_projector.s1_video.b1.conv1.conv.weight",
+        "model.bert_gate.0.weight",
+        "model.bert_model.encoder.layer.0.attention.self.query.weight",
+        "model.audio_projector.0.weight",
+        "model.embed_tokens.weight",
+    ):
         assert name in plain, f"no gradient reached {name}"
     for name, grad in plain.items():
         torch.testing.assert_close(ckpt[name], grad, atol=1e-6, rtol=1e-5, msg=f"gradient of {name}")
@@ -210,14 +230,22 @@ def test_input_errors_are_clear(tiny_model):
         tiny_model(**{k: v for k, v in sample.items() if k != "audio_input_features"})
     with pytest.raises(ModelInputError, match="bert_input_ids"):
         tiny_model(**{k: v for k, v in sample.items() if not k.startswith("bert")})
-    doubled = dict(sample, input_ids=torch.cat([sample["input_ids"], torch.tensor([[VIDEO_PLACEHOLDER]])], 1),
-                   attention_mask=torch.ones(1, sample["input_ids"].shape[1] + 1, dtype=torch.long))
+    doubled = dict(
+        sample,
+        input_ids=torch.cat([sample["input_ids"], torch.tensor([[VIDEO_PLACEHOLDER]])], 1),
+        attention_mask=torch.ones(1, sample["input_ids"].shape[1] + 1, dtype=torch.long),
+    )
     with pytest.raises(ModelInputError, match="more than one video placeholder"):
         tiny_model(**doubled)
     with pytest.raises(ModelInputError, match="negative ids"):
-        tiny_model(**dict(sample, input_ids=sample["input_ids"].masked_fill(sample["input_ids"] == 3, -5)
-                          if (sample["input_ids"] == 3).any() else torch.cat(
-                              [sample["input_ids"][:, :-1], torch.tensor([[-5]])], 1)))
+        tiny_model(
+            **dict(
+                sample,
+                input_ids=sample["input_ids"].masked_fill(sample["input_ids"] == 3, -5)
+                if (sample["input_ids"] == 3).any()
+                else torch.cat([sample["input_ids"][:, :-1], torch.tensor([[-5]])], 1),
+            )
+        )
     with pytest.raises(ModelInputError, match="mel bins, frames"):
         tiny_model(**dict(sample, audio_input_features=sample["audio_input_features"][..., :-3]))
     with pytest.raises(ModelInputError, match="pixel_values_videos must be"):
@@ -236,7 +264,7 @@ def test_audio_only_prompt_needs_no_dummy_video(tiny_model):
     assert out.logits.shape[1] == ids.shape[1] - 1 + tiny_model.model.num_audio_tokens()
     with torch.no_grad():
         spliced = tiny_model.model.embed_multimodal(ids, audio_input_features=audio)
-    torch.testing.assert_close(spliced.inputs_embeds[0, a:a + tokens.shape[1]], tokens[0])
+    torch.testing.assert_close(spliced.inputs_embeds[0, a : a + tokens.shape[1]], tokens[0])
     assert tiny_model.generate(input_ids=ids, audio_input_features=audio, max_new_tokens=2).shape == (1, 2)
 
 

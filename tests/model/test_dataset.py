@@ -7,12 +7,11 @@ import json
 import pytest
 import torch
 
-from erv.model.dataset import HumanOmniCollator, HumanOmniDataset, make_dataloader, record_answer, record_instruction
 from erv.errors import MediaError, RecordError
 from erv.model.constants import IGNORE_INDEX
+from erv.model.dataset import HumanOmniCollator, HumanOmniDataset, make_dataloader, record_answer, record_instruction
 from erv.model.processor import HumanOmniProcessor
 from tests.helpers.media import get_clip
-
 
 PROMPT = "As an emotional recognition expert, which emotion is the most obvious?"
 
@@ -20,8 +19,11 @@ PROMPT = "As an emotional recognition expert, which emotion is the most obvious?
 @pytest.fixture(scope="module")
 def processor(tiny_fixture) -> HumanOmniProcessor:
     return HumanOmniProcessor.from_pretrained(
-        tiny_fixture / "checkpoint", vision_tower=str(tiny_fixture / "siglip-tiny"),
-        audio_tower=str(tiny_fixture / "whisper-tiny"), bert=str(tiny_fixture / "bert-tiny"))
+        tiny_fixture / "checkpoint",
+        vision_tower=str(tiny_fixture / "siglip-tiny"),
+        audio_tower=str(tiny_fixture / "whisper-tiny"),
+        bert=str(tiny_fixture / "bert-tiny"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +33,14 @@ def records(tmp_path_factory):
     root = clips["stereo48k"].parent
     return root, [
         {"id": "a", "video": clips["stereo48k"].name, "instruction": PROMPT, "answer": "<answer>happy</answer>"},
-        {"id": "b", "video": clips["stereo44k"].name,
-         "conversations": [{"from": "human", "value": "<video>\n<audio>\nWhich emotion?"},
-                           {"from": "gpt", "value": "<think>smiles</think>\n<answer>happy</answer>"}]},
+        {
+            "id": "b",
+            "video": clips["stereo44k"].name,
+            "conversations": [
+                {"from": "human", "value": "<video>\n<audio>\nWhich emotion?"},
+                {"from": "gpt", "value": "<think>smiles</think>\n<answer>happy</answer>"},
+            ],
+        },
         {"video": str(clips["mono16k"]), "problem": "Name the emotion, briefly.", "solution": "<answer>sad</answer>"},
         {"id": "d", "video": clips["gop"].name, "instruction": "Emotion?", "answer": "<answer>angry</answer>"},
     ]
@@ -95,9 +102,12 @@ def test_bad_media_raise_or_skip(processor, records, tmp_path_factory, tmp_path)
 
 def test_missing_audio_skip_policy_in_dataset(tiny_fixture, tmp_path_factory):
     proc = HumanOmniProcessor.from_pretrained(
-        tiny_fixture / "checkpoint", vision_tower=str(tiny_fixture / "siglip-tiny"),
-        audio_tower=str(tiny_fixture / "whisper-tiny"), bert=str(tiny_fixture / "bert-tiny"),
-        on_missing_audio="skip")
+        tiny_fixture / "checkpoint",
+        vision_tower=str(tiny_fixture / "siglip-tiny"),
+        audio_tower=str(tiny_fixture / "whisper-tiny"),
+        bert=str(tiny_fixture / "bert-tiny"),
+        on_missing_audio="skip",
+    )
     silent = get_clip(tmp_path_factory, "silent")
     ds = HumanOmniDataset([{"id": "s", "video": str(silent), "instruction": "x"}], proc)
     batch = HumanOmniCollator(proc)([ds[0]])

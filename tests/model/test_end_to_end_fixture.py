@@ -9,22 +9,24 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from erv.model import HumanOmniProcessor, load_pretrained
 from erv.data.prompts import TASK_PROMPT
+from erv.model import HumanOmniProcessor, load_pretrained
 
 
 @pytest.fixture(scope="module")
 def loaded(tiny_fixture):
-    model, processor = load_pretrained(tiny_fixture / "checkpoint", bert=str(tiny_fixture / "bert-tiny"),
-                                       torch_dtype=torch.float32)
+    model, processor = load_pretrained(
+        tiny_fixture / "checkpoint", bert=str(tiny_fixture / "bert-tiny"), torch_dtype=torch.float32
+    )
     return model, processor
 
 
 def test_raw_inputs_reproduce_reference_logits_and_tokens(loaded, tiny_fixture):
     model, processor = loaded
     assert isinstance(processor, HumanOmniProcessor)
-    batch = processor([str(tiny_fixture / "inputs" / "frames")], [TASK_PROMPT],
-                      audios=[str(tiny_fixture / "inputs" / "audio.wav")])
+    batch = processor(
+        [str(tiny_fixture / "inputs" / "frames")], [TASK_PROMPT], audios=[str(tiny_fixture / "inputs" / "audio.wav")]
+    )
     reference_inputs = load_file(str(tiny_fixture / "inputs.safetensors"))
     assert torch.equal(batch["input_ids"], reference_inputs["input_ids"])
     inputs = processor.model_inputs(batch)

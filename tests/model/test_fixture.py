@@ -12,12 +12,13 @@ from erv.model.projectors import bilinear_face_pool, fuse_branches
 ATOL = 1e-4
 
 
-
-
 @pytest.fixture(scope="module")
 def fixture_tensors(tiny_fixture):
-    return (load_file(str(tiny_fixture / "inputs.safetensors")), load_file(str(tiny_fixture / "outputs.safetensors")),
-            load_file(str(tiny_fixture / "intermediates.safetensors")))
+    return (
+        load_file(str(tiny_fixture / "inputs.safetensors")),
+        load_file(str(tiny_fixture / "outputs.safetensors")),
+        load_file(str(tiny_fixture / "intermediates.safetensors")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,15 @@ def reference_model(tiny_fixture) -> HumanOmniQwen2ForCausalLM:
 
 
 def model_inputs(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return dict(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                pixel_values_videos=inputs["pixel_values_videos"][None],  # (T,C,H,W) -> one video
-                audio_input_features=inputs["audio_input_features"], bert_input_ids=inputs["bert_input_ids"],
-                bert_attention_mask=inputs["bert_attention_mask"], bert_token_type_ids=inputs["bert_token_type_ids"])
+    return dict(
+        input_ids=inputs["input_ids"],
+        attention_mask=inputs["attention_mask"],
+        pixel_values_videos=inputs["pixel_values_videos"][None],  # (T,C,H,W) -> one video
+        audio_input_features=inputs["audio_input_features"],
+        bert_input_ids=inputs["bert_input_ids"],
+        bert_attention_mask=inputs["bert_attention_mask"],
+        bert_token_type_ids=inputs["bert_token_type_ids"],
+    )
 
 
 def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str) -> None:
@@ -67,15 +73,23 @@ def test_gate_and_video_tokens(reference_model, fixture_tensors):
     inputs, _, inter = fixture_tensors
     inner = reference_model.model
     with torch.no_grad():
-        bert = inner.bert_model(input_ids=inputs["bert_input_ids"], attention_mask=inputs["bert_attention_mask"],
-                                token_type_ids=inputs["bert_token_type_ids"]).last_hidden_state
+        bert = inner.bert_model(
+            input_ids=inputs["bert_input_ids"],
+            attention_mask=inputs["bert_attention_mask"],
+            token_type_ids=inputs["bert_token_type_ids"],
+        ).last_hidden_state
         assert_close(bert, inter["bert_last_hidden_state"], "bert_last_hidden_state")
         assert_close(inner.bert_gate(bert[:, 0]), inter["branch_logits"], "branch_logits")
-        probs = inner.branch_probs(inputs["bert_input_ids"], inputs["bert_attention_mask"],
-                                   inputs["bert_token_type_ids"])
+        probs = inner.branch_probs(
+            inputs["bert_input_ids"], inputs["bert_attention_mask"], inputs["bert_token_type_ids"]
+        )
         assert_close(probs, inter["branch_probs"], "branch_probs")
-        fused = fuse_branches(inter["projector_video_out"], inter["projector_body_out"],
-                              inter["face_pooled"].flatten(1, 2), inter["branch_probs"])
+        fused = fuse_branches(
+            inter["projector_video_out"],
+            inter["projector_body_out"],
+            inter["face_pooled"].flatten(1, 2),
+            inter["branch_probs"],
+        )
         assert_close(fused, inter["video_tokens"], "video_tokens (fusion alone)")
         tokens = inner.encode_videos(inputs["pixel_values_videos"][None], probs)
         assert_close(tokens, inter["video_tokens"], "video_tokens")
@@ -98,8 +112,9 @@ def test_splice_matches_reference_embeddings(reference_model, fixture_tensors):
     inputs, _, inter = fixture_tensors
     kwargs = model_inputs(inputs)
     with torch.no_grad():
-        spliced = reference_model.model.embed_multimodal(kwargs.pop("input_ids"), kwargs.pop("attention_mask"),
-                                                         **kwargs)
+        spliced = reference_model.model.embed_multimodal(
+            kwargs.pop("input_ids"), kwargs.pop("attention_mask"), **kwargs
+        )
     assert_close(spliced.inputs_embeds, inter["inputs_embeds"], "inputs_embeds")
     assert torch.equal(spliced.attention_mask, inter["expanded_attention_mask"])
     assert spliced.position_ids is None  # no padding: positions 0..L-1, as the reference
@@ -115,8 +130,9 @@ def test_logits_match_reference(reference_model, fixture_tensors):
 
 def test_greedy_generation_matches_reference(reference_model, fixture_tensors):
     inputs, outputs, _ = fixture_tensors
-    out = reference_model.generate(**model_inputs(inputs), max_new_tokens=8, do_sample=False, output_scores=True,
-                                   return_dict_in_generate=True)
+    out = reference_model.generate(
+        **model_inputs(inputs), max_new_tokens=8, do_sample=False, output_scores=True, return_dict_in_generate=True
+    )
     assert out.sequences.tolist() == outputs["generated_ids"].tolist()  # only the new tokens
     assert len(out.scores) == 8
     for step, score in enumerate(out.scores):
@@ -126,7 +142,8 @@ def test_greedy_generation_matches_reference(reference_model, fixture_tensors):
 def test_sampled_generation_runs_with_cache(reference_model, fixture_tensors):
     inputs, _, _ = fixture_tensors
     torch.manual_seed(0)
-    ids = reference_model.generate(**model_inputs(inputs), max_new_tokens=6, do_sample=True, temperature=0.3,
-                                   top_p=0.9)
+    ids = reference_model.generate(
+        **model_inputs(inputs), max_new_tokens=6, do_sample=True, temperature=0.3, top_p=0.9
+    )
     assert ids.shape == (1, 6)
     assert int(ids.min()) >= 0 and int(ids.max()) < reference_model.config.vocab_size

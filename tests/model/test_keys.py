@@ -11,8 +11,6 @@ from erv.model import build_model, preset_config
 from erv.model.projectors import SlowFastCompressor
 
 
-
-
 def manifest(fixtures_dir, size: str) -> dict:
     return json.loads((fixtures_dir / "humanomni-keys" / f"humanomni-{size}-state-dict.json").read_text())
 
@@ -40,22 +38,31 @@ def test_presets_carry_the_manifest_configs(fixtures_dir):
         for key, value in expected["llm"].items():
             actual = cfg.rope_parameters["rope_theta"] if key == "rope_theta" else getattr(cfg, key)
             assert actual == value, (size, key)
-        for section, sub in (("vision_tower", cfg.vision_config), ("audio_tower", cfg.audio_config),
-                             ("bert", cfg.bert_config)):
+        for section, sub in (
+            ("vision_tower", cfg.vision_config),
+            ("audio_tower", cfg.audio_config),
+            ("bert", cfg.bert_config),
+        ):
             for key, value in expected[section].items():
                 if key not in ("name", "model_type"):
                     assert getattr(sub, key) == value, (size, section, key)
         assert cfg.mm_projector_type == expected["mm_projector_type"]
-        assert cfg.mm_hidden_size == expected["mm_hidden_size"] and cfg.audio_hidden_size == expected["audio_hidden_size"]
+        assert (
+            cfg.mm_hidden_size == expected["mm_hidden_size"] and cfg.audio_hidden_size == expected["audio_hidden_size"]
+        )
 
 
-@pytest.mark.parametrize("preset, frames, tokens", [("humanomni-0.5b", 8, 170), ("humanomni-7b", 8, 784),
-                                                    ("humanomni-7b", 32, 3136)])
+@pytest.mark.parametrize(
+    "preset, frames, tokens", [("humanomni-0.5b", 8, 170), ("humanomni-7b", 8, 784), ("humanomni-7b", 32, 3136)]
+)
 def test_slow_fast_compressor_token_counts(preset, frames, tokens):
     model = build_model(preset_config(preset, mm_feature_compressor="slow_fast"), device="meta")
     names = {n for n in model.state_dict() if n.startswith("model.feature_compressor.")}
-    assert names == {f"model.feature_compressor.{p}.{w}" for p in ("vlm_query_projector", "vlm_key_projector")
-                     for w in ("weight", "bias")}
+    assert names == {
+        f"model.feature_compressor.{p}.{w}"
+        for p in ("vlm_query_projector", "vlm_key_projector")
+        for w in ("weight", "bias")
+    }
     assert model.model.feature_compressor.vlm_query_projector.weight.shape == (256, model.config.mm_hidden_size)
     assert model.model.num_video_tokens(frames) == tokens
 
@@ -67,8 +74,12 @@ def test_slow_fast_compressor_values():
     tokens = torch.randn(2, frames * side * side, hidden)
     out = SlowFastCompressor(4).forward(tokens, frames)
     grid = tokens.reshape(2, frames, side, side, hidden)
-    fast = [grid[:, t, 2 * r:2 * r + 2, 2 * c:2 * c + 2].mean(dim=(1, 2))
-            for t in range(frames) for r in range(side // 2) for c in range(side // 2)]
+    fast = [
+        grid[:, t, 2 * r : 2 * r + 2, 2 * c : 2 * c + 2].mean(dim=(1, 2))
+        for t in range(frames)
+        for r in range(side // 2)
+        for c in range(side // 2)
+    ]
     slow = [grid[:, t].reshape(2, side * side, hidden) for t in (1, 5)]
     expected = torch.cat([torch.stack(fast, dim=1)] + slow, dim=1)
     torch.testing.assert_close(out, expected)

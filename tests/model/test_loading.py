@@ -17,18 +17,21 @@ from erv.model import build_model, load_model, load_pretrained, preset_config
 from erv.model.checkpoint import resolve_attn_implementation
 
 
-
-
 @pytest.fixture(scope="module")
 def fixture_io(tiny_fixture):
     return load_file(str(tiny_fixture / "inputs.safetensors")), load_file(str(tiny_fixture / "outputs.safetensors"))
 
 
 def model_inputs(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return dict(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                pixel_values_videos=inputs["pixel_values_videos"][None], audio_input_features=inputs["audio_input_features"],
-                bert_input_ids=inputs["bert_input_ids"], bert_attention_mask=inputs["bert_attention_mask"],
-                bert_token_type_ids=inputs["bert_token_type_ids"])
+    return dict(
+        input_ids=inputs["input_ids"],
+        attention_mask=inputs["attention_mask"],
+        pixel_values_videos=inputs["pixel_values_videos"][None],
+        audio_input_features=inputs["audio_input_features"],
+        bert_input_ids=inputs["bert_input_ids"],
+        bert_attention_mask=inputs["bert_attention_mask"],
+        bert_token_type_ids=inputs["bert_token_type_ids"],
+    )
 
 
 def logits(model, inputs) -> torch.Tensor:
@@ -77,8 +80,11 @@ def test_save_then_load_gives_identical_logits(tiny_fixture, fixture_io, tmp_pat
         assert torch.equal(logits(again, inputs), before), tower_weights
     # moved to a machine without the tower folders: the stored copies and configs suffice
     moved = json.loads((tmp_path / "saved" / "config.json").read_text())
-    moved.update(mm_vision_tower="/elsewhere/siglip-tiny", mm_audio_tower="/elsewhere/whisper-tiny",
-                 mm_bert_tower="/elsewhere/bert-tiny")
+    moved.update(
+        mm_vision_tower="/elsewhere/siglip-tiny",
+        mm_audio_tower="/elsewhere/whisper-tiny",
+        mm_bert_tower="/elsewhere/bert-tiny",
+    )
     (tmp_path / "saved" / "config.json").write_text(json.dumps(moved))
     with pytest.raises(ConfigError, match="cannot find the vision tower"):
         load_model(tmp_path / "saved", torch_dtype=torch.float32)
@@ -100,8 +106,14 @@ def test_checkpoint_generation_config_is_merged_like_the_reference(tiny_fixture,
     (ckpt / "generation_config.json").write_text(json.dumps(dict(gen_cfg, repetition_penalty=3.0)))
     model = load_model(ckpt, bert=str(tmp_path / "bert-tiny"), torch_dtype=torch.float32)
     assert model.generation_config.repetition_penalty == 3.0
-    out = model.generate(**model_inputs(inputs), max_new_tokens=8, do_sample=False, output_scores=True,
-                         output_logits=True, return_dict_in_generate=True)
+    out = model.generate(
+        **model_inputs(inputs),
+        max_new_tokens=8,
+        do_sample=False,
+        output_scores=True,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     for step in range(1, 8):  # the penalty applies to the tokens generated so far (the prompt is embeddings)
         raw, seen = out.logits[step][0].clone(), out.sequences[0, :step].unique()
         raw[seen] = torch.where(raw[seen] > 0, raw[seen] / 3.0, raw[seen] * 3.0)
@@ -112,8 +124,9 @@ def test_checkpoint_generation_config_is_merged_like_the_reference(tiny_fixture,
 
 def test_auto_model_loads_a_released_checkpoint(tiny_fixture, fixture_io):
     inputs, outputs = fixture_io
-    model = AutoModelForCausalLM.from_pretrained(tiny_fixture / "checkpoint", bert=str(tiny_fixture / "bert-tiny"),
-                                                 dtype=torch.float32, use_cache=False)  # as TRL passes them
+    model = AutoModelForCausalLM.from_pretrained(
+        tiny_fixture / "checkpoint", bert=str(tiny_fixture / "bert-tiny"), dtype=torch.float32, use_cache=False
+    )  # as TRL passes them
     torch.testing.assert_close(logits(model, inputs), outputs["logits"], atol=1e-4, rtol=1e-4)
     assert model.config.use_cache is False
 
@@ -157,14 +170,29 @@ def test_full_siglip_folder_as_vision_tower(tiny_fixture, fixture_io, tmp_path):
 
     inputs, outputs = fixture_io
     vision = SiglipVisionModel.from_pretrained(tiny_fixture / "siglip-tiny")
-    full = SiglipModel(SiglipConfig(vision_config=vision.config.to_dict(),
-                                    text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                                     num_attention_heads=4, vocab_size=100, bos_token_id=1,
-                                                     eos_token_id=2, pad_token_id=0)))
+    full = SiglipModel(
+        SiglipConfig(
+            vision_config=vision.config.to_dict(),
+            text_config=dict(
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=1,
+                num_attention_heads=4,
+                vocab_size=100,
+                bos_token_id=1,
+                eos_token_id=2,
+                pad_token_id=0,
+            ),
+        )
+    )
     full.vision_model.load_state_dict(vision.state_dict())
     full.save_pretrained(tmp_path / "siglip-full")
-    model = load_model(tiny_fixture / "checkpoint", vision_tower=str(tmp_path / "siglip-full"),
-                       bert=str(tiny_fixture / "bert-tiny"), torch_dtype=torch.float32)
+    model = load_model(
+        tiny_fixture / "checkpoint",
+        vision_tower=str(tmp_path / "siglip-full"),
+        bert=str(tiny_fixture / "bert-tiny"),
+        torch_dtype=torch.float32,
+    )
     torch.testing.assert_close(logits(model, inputs), outputs["logits"], atol=1e-4, rtol=1e-4)
 
 
@@ -184,14 +212,23 @@ def test_components_dir_and_explicit_towers(tiny_fixture, tmp_path):
         shutil.copytree(tiny_fixture / name, parts / name)
     ckpt = tmp_path / "elsewhere" / "ckpt"
     shutil.copytree(tiny_fixture / "checkpoint", ckpt)
-    edit_config(ckpt, mm_vision_tower="/mnt/lab/pre-trained/siglip-tiny", mm_audio_tower="openai/whisper-tiny",
-                mm_bert_tower="/mnt/ssd_hs/Exp/R1-Omni/pre-trained/bert-tiny")
+    edit_config(
+        ckpt,
+        mm_vision_tower="/mnt/lab/pre-trained/siglip-tiny",
+        mm_audio_tower="openai/whisper-tiny",
+        mm_bert_tower="/mnt/ssd_hs/Exp/R1-Omni/pre-trained/bert-tiny",
+    )
     model = load_model(ckpt, components_dir=parts, torch_dtype=torch.float32)
     assert model.config.mm_vision_tower == str(parts / "siglip-tiny")
     assert model.config.mm_audio_tower == str(parts / "whisper-tiny")
     assert model.config.mm_bert_tower == str(parts / "bert-tiny")
-    model = load_model(ckpt, vision_tower=str(tiny_fixture / "siglip-tiny"), audio_tower=str(parts / "whisper-tiny"),
-                       bert=str(parts / "bert-tiny"), torch_dtype=torch.float32)
+    model = load_model(
+        ckpt,
+        vision_tower=str(tiny_fixture / "siglip-tiny"),
+        audio_tower=str(parts / "whisper-tiny"),
+        bert=str(parts / "bert-tiny"),
+        torch_dtype=torch.float32,
+    )
     assert model.config.mm_vision_tower == str(tiny_fixture / "siglip-tiny")
 
 
@@ -207,13 +244,18 @@ def test_load_pretrained_calls_the_processor_contract(tiny_fixture, monkeypatch)
     import erv.model.loading
 
     monkeypatch.setattr(erv.model.loading, "HumanOmniProcessor", FakeProcessor)
-    model, processor = load_pretrained(tiny_fixture / "checkpoint", bert=str(tiny_fixture / "bert-tiny"),
-                                       torch_dtype=torch.float32)
+    model, processor = load_pretrained(
+        tiny_fixture / "checkpoint", bert=str(tiny_fixture / "bert-tiny"), torch_dtype=torch.float32
+    )
     assert isinstance(processor, FakeProcessor)
     [(path, kwargs)] = calls
     assert path == str(tiny_fixture / "checkpoint")
-    assert kwargs == dict(vision_tower=str(tiny_fixture / "siglip-tiny"), audio_tower=str(tiny_fixture / "whisper-tiny"),
-                          bert=str(tiny_fixture / "bert-tiny"), config=model.config)
+    assert kwargs == dict(
+        vision_tower=str(tiny_fixture / "siglip-tiny"),
+        audio_tower=str(tiny_fixture / "whisper-tiny"),
+        bert=str(tiny_fixture / "bert-tiny"),
+        config=model.config,
+    )
 
 
 # ------------------------------------------------------------------------------------------ bad input
@@ -249,7 +291,9 @@ def test_weight_problems_name_the_keys(tiny_fixture, tmp_path):
     rewrite_weights(ckpt, lambda t: t.update({"model.vision_resampler.weight": torch.zeros(2)}))
     with pytest.raises(ConfigError, match="model.vision_resampler.weight"):
         load_model(ckpt, bert=bert, torch_dtype=torch.float32)
-    rewrite_weights(ckpt, lambda t: [t.pop("model.vision_resampler.weight"), t.pop("model.mm_projector.readout_video.2.bias")])
+    rewrite_weights(
+        ckpt, lambda t: [t.pop("model.vision_resampler.weight"), t.pop("model.mm_projector.readout_video.2.bias")]
+    )
     with pytest.raises(ConfigError, match=r"lacks weights.*model\.mm_projector\.readout_video\.2\.bias"):
         load_model(ckpt, bert=bert, torch_dtype=torch.float32)
     shutil.copy(tiny_fixture / "checkpoint" / "model.safetensors", ckpt / "model.safetensors")
@@ -277,9 +321,17 @@ def test_bad_components_and_options(tiny_fixture, tmp_path):
     other = tmp_path / "whisper-other"  # a Whisper of another width than the one the checkpoint was trained with
     from transformers import WhisperConfig, WhisperForAudioClassification
 
-    WhisperForAudioClassification(WhisperConfig(d_model=48, encoder_layers=1, encoder_attention_heads=4,
-                                                encoder_ffn_dim=64, num_mel_bins=128, max_source_positions=50,
-                                                classifier_proj_size=16)).save_pretrained(other)
+    WhisperForAudioClassification(
+        WhisperConfig(
+            d_model=48,
+            encoder_layers=1,
+            encoder_attention_heads=4,
+            encoder_ffn_dim=64,
+            num_mel_bins=128,
+            max_source_positions=50,
+            classifier_proj_size=16,
+        )
+    ).save_pretrained(other)
     with pytest.raises(ConfigError, match=f"no place for.*{other}.*audio_tower"):
         load_model(ckpt, bert=bert, audio_tower=str(other))
     with pytest.raises(ConfigError, match="tower_weights"):
@@ -307,8 +359,9 @@ def test_upstream_checkpoint_with_feature_compressor(tmp_path):
     inner.vision_tower.vision_tower.vision_model.save_pretrained(tmp_path / "siglip-tiny")
     inner.audio_tower.audio_tower.save_pretrained(tmp_path / "whisper-tiny")
     inner.bert_model.save_pretrained(tmp_path / "bert-tiny")
-    edit_config(ckpt, vision_config=None, audio_config=None, bert_config=None, mm_feature_compressor=None,
-                mm_hidden_size=None)
+    edit_config(
+        ckpt, vision_config=None, audio_config=None, bert_config=None, mm_feature_compressor=None, mm_hidden_size=None
+    )
     assert "model.feature_compressor.vlm_query_projector.weight" in load_file(str(ckpt / "model.safetensors"))
 
     loaded = load_model(ckpt, torch_dtype=torch.float32)
@@ -319,10 +372,13 @@ def test_upstream_checkpoint_with_feature_compressor(tmp_path):
 
     gen = torch.Generator().manual_seed(0)
     ids = torch.tensor([[5, 6, -201, 7, -202, 8, 9]])
-    batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids),
-                 pixel_values_videos=torch.randn(1, frames, 3, 32, 32, generator=gen),
-                 audio_input_features=torch.randn(1, 128, 100, generator=gen),
-                 bert_input_ids=torch.tensor([[1, 20, 30, 2]]))
+    batch = dict(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        pixel_values_videos=torch.randn(1, frames, 3, 32, 32, generator=gen),
+        audio_input_features=torch.randn(1, 128, 100, generator=gen),
+        bert_input_ids=torch.tensor([[1, 20, 30, 2]]),
+    )
     with torch.no_grad():
         out = loaded(**batch)
         expected = model(**batch)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from erv.errors import ConfigError
+from erv.media import uniform_frame_indices
 from erv.model.constants import AUDIO_PLACEHOLDER, IGNORE_INDEX, VIDEO_PLACEHOLDER
 from erv.model.processor import HumanOmniProcessor, sft_user_turn, strip_modal_tags
-from erv.media import uniform_frame_indices
 from tests.helpers.media import get_clip
 
 
@@ -28,11 +28,15 @@ def fixture_data(tiny_fixture):
 @pytest.fixture(scope="module")
 def processor(tiny_fixture) -> HumanOmniProcessor:
     return HumanOmniProcessor.from_pretrained(
-        tiny_fixture / "checkpoint", vision_tower=str(tiny_fixture / "siglip-tiny"),
-        audio_tower=str(tiny_fixture / "whisper-tiny"), bert=str(tiny_fixture / "bert-tiny"))
+        tiny_fixture / "checkpoint",
+        vision_tower=str(tiny_fixture / "siglip-tiny"),
+        audio_tower=str(tiny_fixture / "whisper-tiny"),
+        bert=str(tiny_fixture / "bert-tiny"),
+    )
 
 
 # ------------------------------------------------------------------ the reference fixture
+
 
 def test_fixture_prompt_and_bert_ids_exact(processor, fixture_data):
     man, inp = fixture_data["manifest"], fixture_data["inputs"]
@@ -49,8 +53,9 @@ def test_fixture_prompt_and_bert_ids_exact(processor, fixture_data):
 
 def test_fixture_full_call_reproduces_every_input(processor, fixture_data, tiny_fixture):
     man, inp = fixture_data["manifest"], fixture_data["inputs"]
-    batch = processor(str(tiny_fixture / "inputs" / "frames"), man["instruct"],
-                      str(tiny_fixture / "inputs" / "audio.wav"))
+    batch = processor(
+        str(tiny_fixture / "inputs" / "frames"), man["instruct"], str(tiny_fixture / "inputs" / "audio.wav")
+    )
     for key in ("input_ids", "attention_mask", "bert_input_ids", "bert_attention_mask", "bert_token_type_ids"):
         assert torch.equal(batch[key], inp[key]), key
     assert batch["pixel_values_videos"].shape == (1, 8, 3, 48, 48)
@@ -63,8 +68,9 @@ def test_fixture_full_call_reproduces_every_input(processor, fixture_data, tiny_
 
 def test_fixture_sampling_and_pad_variant(processor, fixture_data, tiny_fixture):
     inp = fixture_data["inputs"]
-    sample = processor.media.load(tiny_fixture / "inputs" / "frames", tiny_fixture / "inputs" / "audio.wav",
-                                  aspect_ratio="pad")
+    sample = processor.media.load(
+        tiny_fixture / "inputs" / "frames", tiny_fixture / "inputs" / "audio.wav", aspect_ratio="pad"
+    )
     assert sample.frame_indices == inp["sampled_frame_indices"].tolist() == [1, 4, 6, 8, 11, 13, 15, 18]
     assert torch.equal(sample.pixel_values, inp["pixel_values_videos_pad_variant"])
     raw = inp["raw_video_frames"].numpy()
@@ -80,15 +86,20 @@ def test_decode_generated_ids(processor, fixture_data):
     assert text == processor.tokenizer.decode(man["generated_ids"], skip_special_tokens=True).strip()
     eos = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert processor.batch_decode([[eos] + man["generated_ids"][:3] + [eos]]) == [
-        processor.tokenizer.decode(man["generated_ids"][:3], skip_special_tokens=True).strip()]
+        processor.tokenizer.decode(man["generated_ids"][:3], skip_special_tokens=True).strip()
+    ]
 
 
 # ------------------------------------------------------------------ batching
 
+
 def test_batch_left_padding_equals_single_encodings(processor, tmp_path_factory):
     clip = str(get_clip(tmp_path_factory, "stereo48k"))
-    instructions = ["Which emotion?", "As an expert, which emotion is the most obvious in this video clip? "
-                    "Think first, then answer.", "Emotion of the speaker in <answer> tags, please."]
+    instructions = [
+        "Which emotion?",
+        "As an expert, which emotion is the most obvious in this video clip? Think first, then answer.",
+        "Emotion of the speaker in <answer> tags, please.",
+    ]
     batch = processor([clip] * 3, instructions)
     singles = [processor.encode_prompt(t).input_ids for t in instructions]
     lengths = [len(s) for s in singles]
@@ -99,7 +110,7 @@ def test_batch_left_padding_equals_single_encodings(processor, tmp_path_factory)
         pad = width - len(ids)
         assert batch["input_ids"][row, pad:].tolist() == ids
         assert batch["attention_mask"][row, :pad].tolist() == [0] * pad
-        assert batch["attention_mask"][row, pad:].tolist() == [1] * len(ids)   # placeholders included
+        assert batch["attention_mask"][row, pad:].tolist() == [1] * len(ids)  # placeholders included
         assert (batch["input_ids"][row, :pad] == processor.pad_token_id).all()
     bert_single = [processor.encode_questions([t]) for t in instructions]
     for row, enc in enumerate(bert_single):
@@ -113,9 +124,12 @@ def test_batch_left_padding_equals_single_encodings(processor, tmp_path_factory)
 
 def test_skip_policy_drops_samples_and_reports_them(tiny_fixture, tmp_path_factory):
     proc = HumanOmniProcessor.from_pretrained(
-        tiny_fixture / "checkpoint", vision_tower=str(tiny_fixture / "siglip-tiny"),
-        audio_tower=str(tiny_fixture / "whisper-tiny"), bert=str(tiny_fixture / "bert-tiny"),
-        on_missing_audio="skip")
+        tiny_fixture / "checkpoint",
+        vision_tower=str(tiny_fixture / "siglip-tiny"),
+        audio_tower=str(tiny_fixture / "whisper-tiny"),
+        bert=str(tiny_fixture / "bert-tiny"),
+        on_missing_audio="skip",
+    )
     good, silent = str(get_clip(tmp_path_factory, "stereo48k")), str(get_clip(tmp_path_factory, "silent"))
     batch = proc([good, silent, good], ["a", "b", "c"])
     assert batch["sample_index"].tolist() == [0, 2] and batch["skipped"] == [1]
@@ -123,8 +137,9 @@ def test_skip_policy_drops_samples_and_reports_them(tiny_fixture, tmp_path_facto
 
 
 def test_zeros_policy_flags_missing_audio(processor, tmp_path_factory):
-    batch = processor([str(get_clip(tmp_path_factory, "silent")), str(get_clip(tmp_path_factory, "mono16k"))],
-                      ["a", "b"])
+    batch = processor(
+        [str(get_clip(tmp_path_factory, "silent")), str(get_clip(tmp_path_factory, "mono16k"))], ["a", "b"]
+    )
     assert batch["audio_missing"].tolist() == [True, False]
     assert torch.all(batch["audio_input_features"][0] == -1.5)
 
@@ -136,11 +151,12 @@ def test_model_input_names_are_in_the_batch(processor, tmp_path_factory):
 
 # ------------------------------------------------------------------ prompt styles
 
+
 def test_sft_style_three_newlines_and_bert_question(processor):
     q = "Which emotion?"
     turn = processor.user_turn(q, style="sft")
     assert turn == "<vi_start><video><vi_end>\n<au_start><audio><au_end>\n\n\n" + q
-    assert sft_user_turn("<video>\n" + q, wrap=True) == turn            # audio tag added as the reference
+    assert sft_user_turn("<video>\n" + q, wrap=True) == turn  # audio tag added as the reference
     assert processor.default_question(q, style="sft") == "<vi_start><vi_end><au_start><audio><au_end>" + q
     assert processor.default_question(q) == q
     text = processor.prompt_text(q, style="sft")
@@ -150,14 +166,16 @@ def test_sft_style_three_newlines_and_bert_question(processor):
 def test_grpo_style_has_qwen2vl_video_item_and_matches_list_rendering(processor):
     q = "Which emotion?"
     text = processor.prompt_text(q, style="grpo")
-    expected_turn = ("<|vision_start|><|video_pad|><|vision_end|><vi_start><video><vi_end>\n"
-                     "<au_start><audio><au_end>\n" + q)
+    expected_turn = (
+        "<|vision_start|><|video_pad|><|vision_end|><vi_start><video><vi_end>\n<au_start><audio><au_end>\n" + q
+    )
     assert ("<|im_start|>user\n" + expected_turn + "<|im_end|>") in text
     # the GRPO trainer renders a list-content message; the checkpoint's template gives the same text
     listed = processor.tokenizer.apply_chat_template(
-        [{"role": "user", "content": [{"type": "video", "video": "x.mp4"},
-                                      {"type": "text", "text": GRPO_TAGS + q}]}],
-        tokenize=False, add_generation_prompt=True)
+        [{"role": "user", "content": [{"type": "video", "video": "x.mp4"}, {"type": "text", "text": GRPO_TAGS + q}]}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     assert listed == text
     ids = processor.encode_prompt(q, style="grpo").input_ids
     assert ids.count(VIDEO_PLACEHOLDER) == 1 and ids.count(AUDIO_PLACEHOLDER) == 1
@@ -205,13 +223,13 @@ def test_modal_media_and_crop_window(processor, tmp_path_factory):
     assert "audio_input_features" not in video_only
     assert video_only["pixel_values_videos"].shape == (1, 8, 3, 48, 48)
     audio_only = processor(None, "q", clip, modal="audio")
-    assert audio_only["pixel_values_videos"].shape == (1, 32, 3, 48, 48)     # reference's dummy video
+    assert audio_only["pixel_values_videos"].shape == (1, 32, 3, 48, 48)  # reference's dummy video
     assert not audio_only["pixel_values_videos"].any()
     assert audio_only["audio_input_features"].shape == (1, 128, 100)
     cropped = processor(clip, "q", starts=0.4, ends=1.2)
     direct = processor.media.load(clip, start=0.4, end=1.2)
     assert torch.equal(cropped["pixel_values_videos"][0], direct.pixel_values)
-    assert direct.frame_indices == [9 + i for i in uniform_frame_indices(21, 8)]   # frames 9..29
+    assert direct.frame_indices == [9 + i for i in uniform_frame_indices(21, 8)]  # frames 9..29
     with pytest.raises(ConfigError, match="image"):
         processor(clip, "q", modal="image")
 
@@ -228,7 +246,10 @@ def test_chat_template_from_processor_file(tiny_fixture, tmp_path, fixture_data)
     (ckpt / "chat_template.json").write_text(json.dumps({"chat_template": cfg.pop("chat_template")}))
     (ckpt / "tokenizer_config.json").write_text(json.dumps(cfg))
     proc = HumanOmniProcessor.from_pretrained(
-        ckpt, vision_tower=str(tiny_fixture / "siglip-tiny"), audio_tower=str(tiny_fixture / "whisper-tiny"),
-        bert=str(tiny_fixture / "bert-tiny"))
+        ckpt,
+        vision_tower=str(tiny_fixture / "siglip-tiny"),
+        audio_tower=str(tiny_fixture / "whisper-tiny"),
+        bert=str(tiny_fixture / "bert-tiny"),
+    )
     man = fixture_data["manifest"]
     assert proc.encode_prompt(man["instruct"]).input_ids == fixture_data["inputs"]["input_ids"][0].tolist()

@@ -10,8 +10,6 @@ from erv.model import build_model, preset_config
 from erv.model.projectors import AllInOneProjector, build_audio_projector, build_vision_projector
 
 
-
-
 def test_sampler_is_causal_in_time():
     """Output step t mixes input frames t-1 and t: changing the last frame changes only the last step."""
     torch.manual_seed(0)
@@ -42,10 +40,10 @@ def test_all_in_one_needs_an_odd_grid_and_matches_face_pooling():
     config.vision_config.image_size, config.vision_config.patch_size = vision["image_size"], vision["patch_size"]
     model = build_model(config, dtype=torch.float32)
     assert [n for n in model.state_dict() if n.startswith("model.mm_projector.s1_video.")][-1].startswith(
-        "model.mm_projector.s1_video.b4.")  # depth 4
+        "model.mm_projector.s1_video.b4."
+    )  # depth 4
     frames = config.num_frames
-    tokens = model.model.encode_videos(torch.randn(2, frames, 3, 40, 40),
-                                       torch.softmax(torch.randn(2, 3), dim=-1))
+    tokens = model.model.encode_videos(torch.randn(2, frames, 3, 40, 40), torch.softmax(torch.randn(2, 3), dim=-1))
     assert tokens.shape == (2, frames * 3 * 3, config.hidden_size) and model.model.num_video_tokens() == frames * 9
     even = preset_config("humanomni-tiny", mm_projector_type="all_in_one")  # 4x4 patches
     with pytest.raises(ConfigError, match="needs an odd patch grid"):
@@ -56,9 +54,21 @@ def test_all_in_one_needs_an_odd_grid_and_matches_face_pooling():
         build_model(odd_small)
 
 
-@pytest.mark.parametrize("kind, keys", [("linear", {"model.mm_projector.weight", "model.mm_projector.bias"}),
-                                        ("mlp2x_gelu", {"model.mm_projector.0.weight", "model.mm_projector.0.bias",
-                                                        "model.mm_projector.2.weight", "model.mm_projector.2.bias"})])
+@pytest.mark.parametrize(
+    "kind, keys",
+    [
+        ("linear", {"model.mm_projector.weight", "model.mm_projector.bias"}),
+        (
+            "mlp2x_gelu",
+            {
+                "model.mm_projector.0.weight",
+                "model.mm_projector.0.bias",
+                "model.mm_projector.2.weight",
+                "model.mm_projector.2.bias",
+            },
+        ),
+    ],
+)
 def test_plain_vision_projectors(kind, keys):
     torch.manual_seed(0)
     model = build_model(preset_config("humanomni-tiny", mm_projector_type=kind), dtype=torch.float32)

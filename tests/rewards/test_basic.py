@@ -29,16 +29,21 @@ def test_format_reward_is_the_paper_regex():
 def test_format_reward_counts_invalid_completions(caplog):
     logged = {}
     with caplog.at_level(logging.WARNING, logger="erv.rewards"):
-        out = format_reward([None, "", 3, "<think>a</think><answer>b</answer>"],
-                            log_metric=lambda k, v: logged.__setitem__(k, v))
+        out = format_reward(
+            [None, "", 3, "<think>a</think><answer>b</answer>"], log_metric=lambda k, v: logged.__setitem__(k, v)
+        )
     assert out == [0.0, 0.0, 0.0, 1.0]
     assert "3 of 4 completions" in caplog.text
     assert logged == {"format_reward/invalid_completions": 3.0}
 
 
 def test_accuracy_with_a_dataset_column_per_sample():
-    completions = ["<think>.</think><answer>Angry.</answer>", "<think>.</think><answer>anger</answer>",
-                   "<think>.</think><answer>worried</answer>", "<think>.</think><answer>happy</answer>"]
+    completions = [
+        "<think>.</think><answer>Angry.</answer>",
+        "<think>.</think><answer>anger</answer>",
+        "<think>.</think><answer>worried</answer>",
+        "<think>.</think><answer>happy</answer>",
+    ]
     solution = ["angry", "<answer> anger </answer>", "anxiety", "<answer>sad</answer>"]
     out = accuracy_reward(completions, solution, dataset=["DFEW", "MAFW", "MAFW", "DFEW"])
     assert out == [1.0, 1.0, 1.0, 0.0]
@@ -47,9 +52,17 @@ def test_accuracy_with_a_dataset_column_per_sample():
 def test_accuracy_with_a_recipe_taxonomy_and_chat_completions():
     reward = make_accuracy_reward(taxonomy="MAFW")
     assert reward.__name__ == "accuracy_reward"
-    out = reward(prompts=["p"] * 3, completions=[chat("<answer>sad</answer>"), chat("<answer>sadness</answer>"),
-                                                 chat("<answer>helpless</answer>")],
-                 completion_ids=[[1]] * 3, solution=["sadness", "sadness", "helplessness"], trainer_state=None)
+    out = reward(
+        prompts=["p"] * 3,
+        completions=[
+            chat("<answer>sad</answer>"),
+            chat("<answer>sadness</answer>"),
+            chat("<answer>helpless</answer>"),
+        ],
+        completion_ids=[[1]] * 3,
+        solution=["sadness", "sadness", "helplessness"],
+        trainer_state=None,
+    )
     assert out == [1.0, 1.0, 1.0]
     # a column still wins over the recipe default
     assert reward(["<answer>angry</answer>"], ["angry"], taxonomy=["DFEW"]) == [1.0]
@@ -57,8 +70,14 @@ def test_accuracy_with_a_recipe_taxonomy_and_chat_completions():
 
 def test_unknown_or_missing_answer_is_wrong_never_neutral():
     reward = make_accuracy_reward("DFEW")
-    completions = ["<think>calm</think><answer>calm</answer>", "<think>.</think>", "neutral",
-                   "<answer>happy/sad</answer>", None, "<answer>neutral</answer>"]
+    completions = [
+        "<think>calm</think><answer>calm</answer>",
+        "<think>.</think>",
+        "neutral",
+        "<answer>happy/sad</answer>",
+        None,
+        "<answer>neutral</answer>",
+    ]
     assert reward(completions, ["neutral"] * 6) == [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
 
 

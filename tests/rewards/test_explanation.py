@@ -17,8 +17,8 @@ import torch
 from erv.data.emotions import GOEMOTIONS_LABELS
 from erv.errors import ConfigError, TaxonomyError
 from erv.rewards import ExplanationReward, explanation_scores, score_label_sets
-from erv.verifier.predict import select_label_sets
 from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
+from erv.verifier.predict import select_label_sets
 from tests.helpers.verifier import fake_verifier
 
 HEAD = ("anger", "happiness", "neutral", "sadness", "surprise", "fear")  # a head over MAFW labels
@@ -53,17 +53,20 @@ def reward_of(reward: ExplanationReward, completion: str, gold: str) -> float:
 # ---------------------------------------------------------------- the pure definition
 
 
-@pytest.mark.parametrize("sets, gold, rule, filt, expected", [
-    ([], "sadness", "only", True, 0.0),                                           # no sentence
-    ([{"neutral"}, {"neutral"}], "sadness", "only", True, 0.0),                   # all neutral: 0/0
-    ([{"neutral"}, {"sadness"}, {"neutral", "sadness"}], "neutral", "only", True, 2 / 3),  # neutral gold: c/N
-    ([{"neutral"}, {"sadness"}], "sadness", "only", True, 1.0),                   # neutral sentence filtered
-    ([{"neutral"}, {"sadness"}], "sadness", "only", False, 0.5),                  # filter off: c/N
-    ([{"neutral", "sadness"}, {"sadness"}, {"anger"}], "sadness", "only", True, 2 / 3),
-    ([{"neutral", "sadness"}, {"sadness"}, {"anger"}], "sadness", "any", True, 1 / 2),
-    ([{"neutral", "sadness"}], "sadness", "any", True, 0.0),                      # only sentence is neutral
-    ([{"anger"}, {"fear", "anger"}], "sadness", "only", True, 0.0),
-])
+@pytest.mark.parametrize(
+    "sets, gold, rule, filt, expected",
+    [
+        ([], "sadness", "only", True, 0.0),  # no sentence
+        ([{"neutral"}, {"neutral"}], "sadness", "only", True, 0.0),  # all neutral: 0/0
+        ([{"neutral"}, {"sadness"}, {"neutral", "sadness"}], "neutral", "only", True, 2 / 3),  # neutral gold: c/N
+        ([{"neutral"}, {"sadness"}], "sadness", "only", True, 1.0),  # neutral sentence filtered
+        ([{"neutral"}, {"sadness"}], "sadness", "only", False, 0.5),  # filter off: c/N
+        ([{"neutral", "sadness"}, {"sadness"}, {"anger"}], "sadness", "only", True, 2 / 3),
+        ([{"neutral", "sadness"}, {"sadness"}, {"anger"}], "sadness", "any", True, 1 / 2),
+        ([{"neutral", "sadness"}], "sadness", "any", True, 0.0),  # only sentence is neutral
+        ([{"anger"}, {"fear", "anger"}], "sadness", "only", True, 0.0),
+    ],
+)
 def test_score_label_sets(sets, gold, rule, filt, expected):
     assert score_label_sets(sets, gold, neutral_rule=rule, neutral_filter=filt) == pytest.approx(expected)
 
@@ -85,18 +88,29 @@ def test_batched_scores_match_reference_on_random_label_sets():
                 golds.append(rng.choice(labels))
             flat = [s for sets in per_completion for s in sets]
             selected = torch.tensor([[lab in s for lab in labels] for s in flat], dtype=torch.bool).reshape(-1, 4)
-            scores, _ = explanation_scores(selected, [len(s) for s in per_completion],
-                                           [labels.index(g) for g in golds], labels.index("neutral"),
-                                           neutral_rule=rule, neutral_filter=filt)
-            expected = [score_label_sets(s, g, neutral_rule=rule, neutral_filter=filt)
-                        for s, g in zip(per_completion, golds)]
+            scores, _ = explanation_scores(
+                selected,
+                [len(s) for s in per_completion],
+                [labels.index(g) for g in golds],
+                labels.index("neutral"),
+                neutral_rule=rule,
+                neutral_filter=filt,
+            )
+            expected = [
+                score_label_sets(s, g, neutral_rule=rule, neutral_filter=filt)
+                for s, g in zip(per_completion, golds, strict=True)
+            ]
             assert scores == pytest.approx(expected)
 
 
 def test_select_label_sets_threshold_top_k_and_top1():
-    probs = torch.tensor([[0.9, 0.8, 0.7, 0.0],   # 3 over tau -> top 2
-                          [0.05, 0.02, 0.0, 0.01],  # none over tau -> top 1
-                          [0.3, 0.0, 0.2, 0.0]])    # 2 over tau -> both
+    probs = torch.tensor(
+        [
+            [0.9, 0.8, 0.7, 0.0],  # 3 over tau -> top 2
+            [0.05, 0.02, 0.0, 0.01],  # none over tau -> top 1
+            [0.3, 0.0, 0.2, 0.0],
+        ]
+    )  # 2 over tau -> both
     sel = select_label_sets(probs, 0.1, top_k=2, at_least_one=True)
     assert sel.tolist() == [[True, True, False, False], [True, False, False, False], [True, False, True, False]]
     assert select_label_sets(probs, 0.1, top_k=None, at_least_one=False)[1].sum() == 0
@@ -107,8 +121,9 @@ def test_select_label_sets_threshold_top_k_and_top1():
 
 def test_empty_or_missing_think_gets_zero(verifier):
     reward = ExplanationReward(verifier)
-    out = reward(["<think></think><answer>sadness</answer>", "<answer>sadness</answer>",
-                  "<think>   </think>"], ["sadness"] * 3)
+    out = reward(
+        ["<think></think><answer>sadness</answer>", "<answer>sadness</answer>", "<think>   </think>"], ["sadness"] * 3
+    )
     assert out == [0.0, 0.0, 0.0]
     assert reward.last_stats["no_think"] == 3
     assert reward.last_stats["sentences"] == 0
@@ -155,7 +170,7 @@ def test_neutral_rules_only_and_any(verifier):
 
 def test_threshold_changes_label_sets(verifier):
     quiet = think("He looks down, quietly.", "He is crying.")  # sentence 1: neutral .6, sadness .5
-    low = ExplanationReward(verifier, neutral_filter=False)                  # {neutral, sadness}, {sadness}
+    low = ExplanationReward(verifier, neutral_filter=False)  # {neutral, sadness}, {sadness}
     high = ExplanationReward(verifier, threshold=0.55, neutral_filter=False)  # {neutral}, {sadness}
     assert reward_of(low, quiet, "sadness") == 1.0
     assert reward_of(high, quiet, "sadness") == 0.5
@@ -180,8 +195,12 @@ def test_sentence_level_off_classifies_the_whole_explanation():
 
 
 def test_splitter_choice():
-    table = {"Dr.": {"neutral": 0.9}, "Smith looks sad.": {"sadness": 0.9}, "He cries.": {"sadness": 0.8},
-             "Dr. Smith looks sad.": {"sadness": 0.9}}
+    table = {
+        "Dr.": {"neutral": 0.9},
+        "Smith looks sad.": {"sadness": 0.9},
+        "He cries.": {"sadness": 0.8},
+        "Dr. Smith looks sad.": {"sadness": 0.9},
+    }
     verifier = fake_verifier(table, HEAD, taxonomy="MAFW")
     completion = think("Dr. Smith looks sad. He cries.")
     regex = ExplanationReward(verifier, splitter="regex", neutral_filter=False)
@@ -210,8 +229,9 @@ def test_goemotions_head_layout_maps_and_decides_over_all_28_columns():
     assert reward_of(reward, think("She keeps glancing at the door."), "anxiety") == 1.0
     # three labels over tau 0.1: top-2 are admiration and approval, so joy is not among them
     assert reward_of(reward, think("He admires the view, approvingly."), "happiness") == 0.0
-    assert reward_of(ExplanationReward(verifier, top_k=3), think("He admires the view, approvingly."),
-                     "happiness") == 1.0
+    assert (
+        reward_of(ExplanationReward(verifier, top_k=3), think("He admires the view, approvingly."), "happiness") == 1.0
+    )
 
 
 def test_dfew_gold_on_a_mafw_label_head(verifier):
@@ -245,9 +265,11 @@ def test_paper_and_released_presets(verifier):
 def test_identical_sentences_are_scored_once_in_few_batches(verifier):
     model = verifier.model
     reward = ExplanationReward(verifier, batch_size=4)
-    completions = [think("He is crying.", "He shouts at her.", "The room is dim."),
-                   think("He is crying.", "Tears run down his face."),
-                   think("He shouts at her.", "He is crying.")] * 5
+    completions = [
+        think("He is crying.", "He shouts at her.", "The room is dim."),
+        think("He is crying.", "Tears run down his face."),
+        think("He shouts at her.", "He is crying."),
+    ] * 5
     out = reward(completions, ["sadness"] * len(completions))
     assert out == [pytest.approx(1 / 2), 1.0, pytest.approx(1 / 2)] * 5
     assert model.rows_seen == 4 and model.calls == 1
@@ -256,8 +278,14 @@ def test_identical_sentences_are_scored_once_in_few_batches(verifier):
 
 def test_invalid_completions_get_zero_with_a_counted_warning(verifier, caplog):
     reward = ExplanationReward(verifier)
-    completions = [None, 17, "", "   ", [{"role": "assistant", "content": think("He is crying.")}],
-                   {"content": ["not text"]}]
+    completions = [
+        None,
+        17,
+        "",
+        "   ",
+        [{"role": "assistant", "content": think("He is crying.")}],
+        {"content": ["not text"]},
+    ]
     with caplog.at_level(logging.WARNING, logger="erv.rewards"):
         out = reward(completions, ["sadness"] * 6)
     assert out == [0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
@@ -284,11 +312,19 @@ def test_gold_without_a_verifier_output_gets_none(caplog):
 def test_trl_call_signature_and_metric_logging(verifier):
     logged: dict[str, float] = {}
     reward = ExplanationReward(verifier)
-    out = reward(prompts=[[{"role": "user", "content": "q"}]] * 2,
-                 completions=[[{"role": "assistant", "content": think("He is crying.")}],
-                              [{"role": "assistant", "content": think("He shouts at her.")}]],
-                 completion_ids=[[1, 2], [3]], solution=["<answer> sadness </answer>"] * 2, video=["a.mp4", "b.mp4"],
-                 trainer_state=None, log_extra=lambda *a: None, log_metric=lambda k, v: logged.__setitem__(k, v))
+    out = reward(
+        prompts=[[{"role": "user", "content": "q"}]] * 2,
+        completions=[
+            [{"role": "assistant", "content": think("He is crying.")}],
+            [{"role": "assistant", "content": think("He shouts at her.")}],
+        ],
+        completion_ids=[[1, 2], [3]],
+        solution=["<answer> sadness </answer>"] * 2,
+        video=["a.mp4", "b.mp4"],
+        trainer_state=None,
+        log_extra=lambda *a: None,
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+    )
     assert out == [1.0, 0.0]
     assert logged["explanation_reward/mean_sentences"] == 1.0
     assert {"explanation_reward/share_neutral", "explanation_reward/invalid"} <= logged.keys()
@@ -325,7 +361,7 @@ def test_batched_reward_equals_per_sentence_scoring_with_a_real_model():
     batched = reward(completions, golds)
 
     expected = []
-    for completion, gold in zip(completions, golds):
+    for completion, gold in zip(completions, golds, strict=True):
         sets = []
         for sentence in reward.sentences(completion):
             with torch.inference_mode():

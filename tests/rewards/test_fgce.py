@@ -16,21 +16,21 @@ import pytest
 
 from erv.errors import ConfigError
 from erv.judge.client import JudgeClient, JudgeConfig
-from erv.testing.judge_server import JudgeTestServer, ServerConfig
 from erv.rewards import FGCEReward, fgce_reward_value, fgce_sentence_weight
+from erv.testing.judge_server import JudgeTestServer, ServerConfig
 
 KEY_ENV = "ERV_TEST_FGCE_KEY"
 
-S1 = "The woman frowns deeply."                       # extraction, visual (w 1), score 4
-S2 = "Her voice trembles and rises at the end."       # analysis, audio-visual (w 2), score 3
-S3 = "Together these cues suggest anger."             # conclusion, audio-visual-contextual (w 6), score 5
-S4 = "The weather in the scene is nice."              # others (w 0), no stage 2
-BAD_JSON = "She glances at the door."                 # stage 1 reply is not JSON
-BAD_SCORE = "He clenches his jaw."                    # stage 2 reply is 7
-FAILS = "The man shouts at the waiter."               # stage 1 fails with HTTP 500 every time
+S1 = "The woman frowns deeply."  # extraction, visual (w 1), score 4
+S2 = "Her voice trembles and rises at the end."  # analysis, audio-visual (w 2), score 3
+S3 = "Together these cues suggest anger."  # conclusion, audio-visual-contextual (w 6), score 5
+S4 = "The weather in the scene is nice."  # others (w 0), no stage 2
+BAD_JSON = "She glances at the door."  # stage 1 reply is not JSON
+BAD_SCORE = "He clenches his jaw."  # stage 2 reply is 7
+FAILS = "The man shouts at the waiter."  # stage 1 fails with HTTP 500 every time
 
-WEIGHTED = ((4 * 1 + 3 * 2 + 5 * 6) / (1 + 2 + 6) - 1) / 4   # 31/36
-UNWEIGHTED = ((4 + 3 + 5 + 0) / 4 - 1) / 4                    # 0.5
+WEIGHTED = ((4 * 1 + 3 * 2 + 5 * 6) / (1 + 2 + 6) - 1) / 4  # 31/36
+UNWEIGHTED = ((4 + 3 + 5 + 0) / 4 - 1) / 4  # 0.5
 
 
 def classify_rule(sentence: str, function: str, modality: str) -> tuple[str, str]:
@@ -73,8 +73,9 @@ def server():
 
 
 def config(server: JudgeTestServer, **kw) -> JudgeConfig:
-    base = dict(model="test-judge", base_url=server.base_url, api_key_env=KEY_ENV, max_retries=0, timeout=5,
-                concurrency=16)
+    base = dict(
+        model="test-judge", base_url=server.base_url, api_key_env=KEY_ENV, max_retries=0, timeout=5, concurrency=16
+    )
     base.update(kw)
     return JudgeConfig(**base)
 
@@ -83,18 +84,23 @@ def config(server: JudgeTestServer, **kw) -> JudgeConfig:
 
 
 def test_reward_value_weights_and_edges():
-    items = [("information extraction", "visual", 4), ("information analysis", "audio-visual", 3),
-             ("conclusion", "audio-visual-contextual", 5), ("others", "contextual", 0)]
+    items = [
+        ("information extraction", "visual", 4),
+        ("information analysis", "audio-visual", 3),
+        ("conclusion", "audio-visual-contextual", 5),
+        ("others", "contextual", 0),
+    ]
     assert fgce_reward_value(items) == pytest.approx(31 / 36)
     assert fgce_reward_value(items, weighted=False) == pytest.approx(0.5)
     assert fgce_sentence_weight("conclusion", "audio-visual-contextual") == 6
     assert fgce_sentence_weight("others", "audio-visual") == 0
     assert fgce_reward_value([]) == 0.0 and fgce_reward_value([], weighted=False) == 0.0
-    assert fgce_reward_value([("others", "visual", 0)]) == 0.0            # zero total weight -> 0
+    assert fgce_reward_value([("others", "visual", 0)]) == 0.0  # zero total weight -> 0
     assert fgce_reward_value([("others", "visual", 0)], weighted=False) == -0.25
     assert fgce_reward_value([("conclusion", "audio", 1)]) == 0.0
     assert fgce_reward_value([("conclusion", "audio", 5), ("information extraction", "visual", 1)]) == pytest.approx(
-        ((5 * 2 + 1) / 3 - 1) / 4)
+        ((5 * 2 + 1) / 3 - 1) / 4
+    )
 
 
 # ---------------------------------------------------------------- end to end
@@ -113,8 +119,15 @@ def test_weighted_and_unweighted_rewards_from_scripted_judge(server):
 
 def test_wrong_answer_invalid_and_empty_think_get_zero_without_calls(server, caplog):
     reward = FGCEReward(config(server), taxonomy="DFEW")
-    comps = [completion(S1, S3, answer="sad"), completion(S1, S3, answer="confused"), None, 42, "",
-             "<answer>angry</answer>", "<think>  </think><answer>angry</answer>"]
+    comps = [
+        completion(S1, S3, answer="sad"),
+        completion(S1, S3, answer="confused"),
+        None,
+        42,
+        "",
+        "<answer>angry</answer>",
+        "<think>  </think><answer>angry</answer>",
+    ]
     with caplog.at_level(logging.WARNING, logger="erv.rewards"):
         assert reward.compute(comps, solution=["angry"] * len(comps)) == [0.0] * len(comps)
     assert server.request_count == 0
@@ -209,11 +222,19 @@ def test_runs_on_a_trl_style_daemon_loop_with_the_trl_signature(server):
     metrics: dict[str, list[float]] = {}
     try:
         for _ in range(2):  # the same loop serves every step, reusing one SDK client
-            coro = reward(prompts=["p", "p"], completions=[[{"role": "assistant", "content": completion(S1, S2, S3, S4)}],
-                                                           completion(S1, answer="happy")],
-                          completion_ids=[[1], [2]], solution=["angry", "angry"], dataset=["DFEW", "DFEW"],
-                          trainer_state=None, log_extra=lambda *a: None,
-                          log_metric=lambda name, value: metrics.setdefault(name, []).append(value))
+            coro = reward(
+                prompts=["p", "p"],
+                completions=[
+                    [{"role": "assistant", "content": completion(S1, S2, S3, S4)}],
+                    completion(S1, answer="happy"),
+                ],
+                completion_ids=[[1], [2]],
+                solution=["angry", "angry"],
+                dataset=["DFEW", "DFEW"],
+                trainer_state=None,
+                log_extra=lambda *a: None,
+                log_metric=lambda name, value: metrics.setdefault(name, []).append(value),
+            )
             rewards = asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=30)
             assert rewards == [pytest.approx(WEIGHTED), 0.0]
     finally:
@@ -243,8 +264,9 @@ def test_rules_file_for_the_command_line_test_server(tmp_path):
     from erv.testing.judge_server import load_rules
 
     path = tmp_path / "rules.json"
-    path.write_text(json.dumps([[r"Step to classify:\s*Hi\.\Z", '{"function": "others", "modality": "audio"}'],
-                                ["boom", 503]]))
+    path.write_text(
+        json.dumps([[r"Step to classify:\s*Hi\.\Z", '{"function": "others", "modality": "audio"}'], ["boom", 503]])
+    )
     rules = load_rules(str(path))
     with JudgeTestServer(ServerConfig(rules=rules)) as srv:
         assert srv.expected_reply("Step to classify:\nHi.") == '{"function": "others", "modality": "audio"}'

@@ -18,7 +18,6 @@ from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseu
 from erv.testing.judge_server import JudgeTestServer, ServerConfig
 from erv.verifier.augment import dedupe_key, run_complement
 from erv.verifier.data import ImportReport, label_counts, load_examples
-
 from tests.helpers.judge import read_jsonl, subprocess_env, write_predictions
 
 KEY_ENV = "ERV_TEST_AUGMENT_KEY"
@@ -31,13 +30,35 @@ def key(monkeypatch):
 
 
 def judge_args(server: JudgeTestServer, *extra: str) -> list[str]:
-    return ["--model", "test-judge", "--base-url", server.base_url, "--api-key-env", KEY_ENV, "--timeout", "5",
-            "--max-retries", "0", "--no-progress", *extra]
+    return [
+        "--model",
+        "test-judge",
+        "--base-url",
+        server.base_url,
+        "--api-key-env",
+        KEY_ENV,
+        "--timeout",
+        "5",
+        "--max-retries",
+        "0",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def pseudo_args(pred, out, server, *extra):
-    return ["verifier", "augment", "pseudo-label", "--predictions", str(pred), "--dataset", "DFEW", "--out", str(out),
-            *judge_args(server, *extra)]
+    return [
+        "verifier",
+        "augment",
+        "pseudo-label",
+        "--predictions",
+        str(pred),
+        "--dataset",
+        "DFEW",
+        "--out",
+        str(out),
+        *judge_args(server, *extra),
+    ]
 
 
 def think(record):
@@ -58,7 +79,7 @@ def test_pseudo_label_records_counts_and_import(tmp_path, capsys):
         with_text = [r for r in records if "<think>" in r["response"]]
         assert [w["id"] for w in written] == [r["id"] for r in with_text]
         outside = 0
-        for rec, w in zip(with_text, written):
+        for rec, w in zip(with_text, written, strict=True):
             raw = server.expected_reply(pseudo_label_prompt(think(rec), "DFEW"))
             assert w["text"] == think(rec) and w["raw"] == raw and w["error"] is None and w["judge"] == "test-judge"
             assert w["labels"] == parse_multi_emotion_reply(raw, "DFEW")  # None when outside: never coerced
@@ -145,13 +166,35 @@ def test_pseudo_label_retries_only_failures_and_refuses_mixing(tmp_path, capsys)
 
 def test_pseudo_label_reads_explanation_files(tmp_path, capsys):
     src = tmp_path / "explanations.jsonl"
-    src.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"text": "He slams the table and shouts."}, {"id": 7, "explanation": "She weeps quietly."},
-        {"id": "x", "text": "  "}]))
+    src.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"text": "He slams the table and shouts."},
+                {"id": 7, "explanation": "She weeps quietly."},
+                {"id": "x", "text": "  "},
+            ]
+        )
+    )
     out = tmp_path / "pseudo.jsonl"
     with JudgeTestServer(ServerConfig(seed=1, labels=("sad",))) as server:
-        assert erv_main(["verifier", "augment", "pseudo-label", "--explanations", str(src), "--dataset", "DFEW",
-                         "--out", str(out), *judge_args(server)]) == 0
+        assert (
+            erv_main(
+                [
+                    "verifier",
+                    "augment",
+                    "pseudo-label",
+                    "--explanations",
+                    str(src),
+                    "--dataset",
+                    "DFEW",
+                    "--out",
+                    str(out),
+                    *judge_args(server),
+                ]
+            )
+            == 0
+        )
     assert [(r["id"], r["labels"]) for r in read_jsonl(out)] == [("#1", ["sad"]), ("7", ["sad"])]
     assert "2 explanations with text, 1 without (not sent)" in capsys.readouterr().out
 
@@ -173,8 +216,22 @@ def train(tmp_path):
 
 
 def complement_args(train, out, server, *extra):
-    return ["verifier", "augment", "complement", "--data", str(train), "--dataset", "DFEW", "--out", str(out),
-            "--classes", "disgust", "Fear", "happy", *judge_args(server, *extra)]
+    return [
+        "verifier",
+        "augment",
+        "complement",
+        "--data",
+        str(train),
+        "--dataset",
+        "DFEW",
+        "--out",
+        str(out),
+        "--classes",
+        "disgust",
+        "Fear",
+        "happy",
+        *judge_args(server, *extra),
+    ]
 
 
 def test_complement_reaches_targets_and_resumes_without_duplicates(tmp_path, train, capsys):
@@ -204,7 +261,9 @@ def test_complement_reaches_targets_and_resumes_without_duplicates(tmp_path, tra
         second = read_jsonl(out)
         assert {r["id"] for r in first} < {r["id"] for r in second}
         for label in ("disgust", "fear", "happy"):
-            assert sum(1 for r in second if r["labels"] == [label]) == 11 - {"disgust": 3, "fear": 2, "happy": 6}[label]
+            assert (
+                sum(1 for r in second if r["labels"] == [label]) == 11 - {"disgust": 3, "fear": 2, "happy": 6}[label]
+            )
         keys = [dedupe_key(r["text"]) for r in second]
         assert len(set(keys)) == len(keys) and len({r["id"] for r in second}) == len(second)
     examples = load_examples(out, "DFEW") + load_examples(train, "DFEW")
@@ -227,12 +286,31 @@ def test_complement_drops_duplicates_and_reports_a_stalled_class(tmp_path, train
             disgust_calls.append(body["seed"])
             first = len(disgust_calls) == 1
         # The first disgust reply repeats a training text (case, quotes and the cue differ).
-        return '"Description: HER NOSE WRINKLES AT THE SMELL OF DISH 0"' if first else f"New disgust text {body['seed']}."
+        return (
+            '"Description: HER NOSE WRINKLES AT THE SMELL OF DISH 0"' if first else f"New disgust text {body['seed']}."
+        )
 
     out = tmp_path / "complement.jsonl"
     with JudgeTestServer(ServerConfig(seed=1, responder=responder)) as server:
-        code = erv_main(["verifier", "augment", "complement", "--data", str(train), "--dataset", "DFEW", "--out",
-                         str(out), "--classes", "disgust", "fear", "--target", "5", *judge_args(server)])
+        code = erv_main(
+            [
+                "verifier",
+                "augment",
+                "complement",
+                "--data",
+                str(train),
+                "--dataset",
+                "DFEW",
+                "--out",
+                str(out),
+                "--classes",
+                "disgust",
+                "fear",
+                "--target",
+                "5",
+                *judge_args(server),
+            ]
+        )
         assert server.request_count == 2 + 1 + 3 + 2 + 2  # disgust: rounds of 2, 1; fear: 3, 2, 2
     assert code == 1
     written = read_jsonl(out)
@@ -242,15 +320,37 @@ def test_complement_drops_duplicates_and_reports_a_stalled_class(tmp_path, train
     captured = capsys.readouterr()
     assert re.search(r"disgust\s+3\s+3\s+5\n", captured.out)
     assert re.search(r"fear\s+2\s+2\s+3\s+short by 2", captured.out)
-    assert "10 requests in 3 rounds" in captured.out and "7 duplicates dropped" in captured.out  # 1 disgust + 2 + 2 + 2 fear
+    assert (
+        "10 requests in 3 rounds" in captured.out and "7 duplicates dropped" in captured.out
+    )  # 1 disgust + 2 + 2 + 2 fear
     assert "no progress in two rounds for fear" in captured.err
     # A re-run asks only new draws (the draw counters survive in OUT.draws.json), and still adds no duplicate.
     assert json.loads((tmp_path / "complement.jsonl.draws.json").read_text()) == {"disgust": 3, "fear": 7}
     first_run = set(seeds)
     seeds.clear()
     with JudgeTestServer(ServerConfig(seed=1, responder=responder)) as server:
-        assert erv_main(["verifier", "augment", "complement", "--data", str(train), "--dataset", "DFEW", "--out",
-                         str(out), "--classes", "disgust", "fear", "--target", "5", *judge_args(server)]) == 1
+        assert (
+            erv_main(
+                [
+                    "verifier",
+                    "augment",
+                    "complement",
+                    "--data",
+                    str(train),
+                    "--dataset",
+                    "DFEW",
+                    "--out",
+                    str(out),
+                    "--classes",
+                    "disgust",
+                    "fear",
+                    "--target",
+                    "5",
+                    *judge_args(server),
+                ]
+            )
+            == 1
+        )
     assert len(seeds) == 2 + 2 and not set(seeds) & first_run
     assert read_jsonl(out) == written
 
@@ -289,11 +389,35 @@ def test_complement_refuses_what_cannot_work(tmp_path, train, capsys):
     with pytest.raises(ConfigError, match="is also an input"):
         run_complement([train], "DFEW", train, config, classes=["fear"], target=4)
     with pytest.raises(ConfigError, match="--no-cache"):
-        run_complement([train], "DFEW", out, JudgeConfig(model="m", api_key_env=KEY_ENV, temperature=1.0,
-                                                         cache=tmp_path / "c.sqlite"),
-                       classes=["fear"], target=4, request_seed=False)
-    assert erv_main(["verifier", "augment", "complement", "--data", str(train), "--dataset", "DFEW", "--out", str(out),
-                     "--temperature", "0", "--api-key-env", KEY_ENV]) == 2
+        run_complement(
+            [train],
+            "DFEW",
+            out,
+            JudgeConfig(model="m", api_key_env=KEY_ENV, temperature=1.0, cache=tmp_path / "c.sqlite"),
+            classes=["fear"],
+            target=4,
+            request_seed=False,
+        )
+    assert (
+        erv_main(
+            [
+                "verifier",
+                "augment",
+                "complement",
+                "--data",
+                str(train),
+                "--dataset",
+                "DFEW",
+                "--out",
+                str(out),
+                "--temperature",
+                "0",
+                "--api-key-env",
+                KEY_ENV,
+            ]
+        )
+        == 2
+    )
     assert "temperature must be above 0" in capsys.readouterr().err
     assert erv_main(["verifier", "augment", "grow"]) == 2
     assert "pseudo-label, complement" in capsys.readouterr().err

@@ -17,14 +17,37 @@ def test_help_lists_subcommands(capsys):
 
 def test_data_imports_mixed_sources_splits_and_reports(tmp_path, capsys):
     csv = tmp_path / "gt-eng.csv"
-    csv.write_text("names,emotions,subtitles,reasons\n" + "".join(
-        f"s{i},{'happy' if i % 2 else 'worried'},x,Reason number {i} here.\n" for i in range(10)))
+    csv.write_text(
+        "names,emotions,subtitles,reasons\n"
+        + "".join(f"s{i},{'happy' if i % 2 else 'worried'},x,Reason number {i} here.\n" for i in range(10))
+    )
     merr = tmp_path / "MERR_fine_grained.json"
-    merr.write_text(json.dumps({f"m{i}": {"pseu_emotion": "doubt" if i == 0 else "sad",
-                                          "smp_reason_caption": f"Caption {i}."} for i in range(6)}))
+    merr.write_text(
+        json.dumps(
+            {
+                f"m{i}": {"pseu_emotion": "doubt" if i == 0 else "sad", "smp_reason_caption": f"Caption {i}."}
+                for i in range(6)
+            }
+        )
+    )
     out, held, summary = tmp_path / "train.jsonl", tmp_path / "eval.jsonl", tmp_path / "summary.json"
-    argv = ["verifier", "data", "--inputs", str(csv), str(merr), "--taxonomy", "MAFW", "--out", str(out),
-            "--eval_out", str(held), "--eval_fraction", "0.2", "--summary_json", str(summary)]
+    argv = [
+        "verifier",
+        "data",
+        "--inputs",
+        str(csv),
+        str(merr),
+        "--taxonomy",
+        "MAFW",
+        "--out",
+        str(out),
+        "--eval_out",
+        str(held),
+        "--eval_fraction",
+        "0.2",
+        "--summary_json",
+        str(summary),
+    ]
     assert erv_main(argv) == 2  # 'doubt' is no MAFW label: one clear line, exit 2
     assert "label 'doubt' is not a MAFW label" in capsys.readouterr().err
 

@@ -7,9 +7,9 @@ import torch
 
 from erv.data.emotions import DFEW, GOEMOTIONS_LABELS, MAFW
 from erv.errors import ConfigError
+from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
 from erv.verifier.model import Verifier, detect_head_layout
 from erv.verifier.predict import ProbabilityCache, plan_batches, score_texts
-from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
 
 WORDS = "he she is sad angry happy looks away cries shouts smiles at the door window and very".split()
 
@@ -23,16 +23,34 @@ def test_goemotions_layout_from_id2label():
     layout = detect_head_layout(dict(enumerate(GOEMOTIONS_LABELS)), 28)
     assert layout.kind == "goemotions" and layout.neutral_index == 27
     columns = layout.columns("MAFW")
-    assert columns == {"anger": 2, "disgust": 11, "fear": 14, "happiness": 17, "neutral": 27, "sadness": 25,
-                       "surprise": 26, "contempt": 10, "anxiety": 19, "helplessness": 16, "disappointment": 9}
+    assert columns == {
+        "anger": 2,
+        "disgust": 11,
+        "fear": 14,
+        "happiness": 17,
+        "neutral": 27,
+        "sadness": 25,
+        "surprise": 26,
+        "contempt": 10,
+        "anxiety": 19,
+        "helplessness": 16,
+        "disappointment": 9,
+    }
     assert layout.columns("DFEW")["happy"] == 17 and layout.columns("DFEW")["angry"] == 2
 
 
 def test_own_label_layout_maps_synonyms_across_taxonomies():
     layout = detect_head_layout(dict(enumerate(MAFW.labels)), 11)
     assert layout.kind == "labels" and layout.neutral_index == 4
-    assert layout.columns("DFEW") == {"happy": 3, "sad": 5, "neutral": 4, "angry": 0, "surprise": 6,
-                                      "disgust": 1, "fear": 2}
+    assert layout.columns("DFEW") == {
+        "happy": 3,
+        "sad": 5,
+        "neutral": 4,
+        "angry": 0,
+        "surprise": 6,
+        "disgust": 1,
+        "fear": 2,
+    }
 
 
 def test_generic_labels_are_refused_with_a_hint():
@@ -110,13 +128,26 @@ def test_plan_batches_sorts_by_length_and_respects_budgets():
 
 def test_score_texts_dedups_and_matches_single_forwards(tok):
     model = tiny_roberta(tok, MAFW.labels, seed=2)
-    texts = ["he is very sad and cries at the window .", "she smiles .", "he shouts", "she smiles .",
-             "he is very sad and cries at the window ."]
-    probs, stats = score_texts(model, tok, texts, device=torch.device("cpu"), num_labels=11, max_length=64,
-                               batch_size=2, max_batch_tokens=None)
+    texts = [
+        "he is very sad and cries at the window .",
+        "she smiles .",
+        "he shouts",
+        "she smiles .",
+        "he is very sad and cries at the window .",
+    ]
+    probs, stats = score_texts(
+        model,
+        tok,
+        texts,
+        device=torch.device("cpu"),
+        num_labels=11,
+        max_length=64,
+        batch_size=2,
+        max_batch_tokens=None,
+    )
     assert stats.inputs == 5 and stats.unique == 3 and stats.batches == 2
     with torch.inference_mode():
-        for text, row in zip(texts, probs):
+        for text, row in zip(texts, probs, strict=True):
             single = torch.sigmoid(model(**tok(text, return_tensors="pt")).logits[0])
             assert torch.allclose(row, single, atol=1e-5)
 

@@ -15,11 +15,11 @@ import torch
 from erv.cli import main as erv_main
 from erv.data.emotions import DFEW, GOEMOTIONS_LABELS, MAFW
 from erv.errors import ConfigError
+from erv.testing.synthetic_text import corpus_words, synthetic_corpus, tiny_roberta, word_tokenizer
 from erv.verifier.data import TextExample, load_examples, write_examples
 from erv.verifier.eval import EvalSettings, evaluate_verifier
 from erv.verifier.model import Verifier
 from erv.verifier.train import MultiLabelDataset, head_targets, parse_train_args, train_verifier
-from erv.testing.synthetic_text import corpus_words, synthetic_corpus, tiny_roberta, word_tokenizer
 
 RECIPE = """
 model_name_or_path: {base}
@@ -49,11 +49,14 @@ def trained(tmp_path_factory):
     base = tiny_roberta(tok, DFEW.labels, hidden=64, layers=1, heads=4, dropout=0.0, init_range=0.1, seed=1)
     base.save_pretrained(root / "base")
     tok.save_pretrained(root / "base")
-    write_examples(root / "train.jsonl", [TextExample(t, l) for t, l in synthetic_corpus(800, seed=1)])
-    held_out = [TextExample(t, l) for t, l in synthetic_corpus(300, seed=2, held_out=True)]
+    write_examples(root / "train.jsonl", [TextExample(t, lab) for t, lab in synthetic_corpus(800, seed=1)])
+    held_out = [TextExample(t, lab) for t, lab in synthetic_corpus(300, seed=2, held_out=True)]
     write_examples(root / "held_out.jsonl", held_out)
-    (root / "recipe.yaml").write_text(RECIPE.format(base=root / "base", train=root / "train.jsonl",
-                                                    held_out=root / "held_out.jsonl", out=root / "out"))
+    (root / "recipe.yaml").write_text(
+        RECIPE.format(
+            base=root / "base", train=root / "train.jsonl", held_out=root / "held_out.jsonl", out=root / "out"
+        )
+    )
     # recipe + a command-line override, parsed as `erv verifier train` does
     args = parse_train_args(["--config", str(root / "recipe.yaml"), "--seed", "1"])
     result = train_verifier(*args)
@@ -90,8 +93,23 @@ def test_save_pretrained_then_load_gives_identical_predictions(trained, tmp_path
 def test_cli_eval_and_resumable_predict(trained, tmp_path, capsys):
     out = trained["result"].output_dir
     held = trained["root"] / "held_out.jsonl"
-    assert erv_main(["verifier", "eval", "--model", str(out), "--data", str(held), "--json",
-                     str(tmp_path / "eval.json"), "--device", "cpu"]) == 0
+    assert (
+        erv_main(
+            [
+                "verifier",
+                "eval",
+                "--model",
+                str(out),
+                "--data",
+                str(held),
+                "--json",
+                str(tmp_path / "eval.json"),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["taxonomy"] == "DFEW" and report["n"] == 300 and report["macro_f1"] >= 0.9
     assert set(report["per_class"]) == set(DFEW.labels)
@@ -99,13 +117,43 @@ def test_cli_eval_and_resumable_predict(trained, tmp_path, capsys):
     sentences = tmp_path / "sentences.txt"
     sentences.write_text("clearly the nurse seems sobbing at night .\nthroughout the clip the boy stays grinning .\n")
     target = tmp_path / "labels.jsonl"
-    assert erv_main(["verifier", "predict", "--model", str(out), "--input", str(sentences), "--out", str(target),
-                     "--device", "cpu"]) == 0
+    assert (
+        erv_main(
+            [
+                "verifier",
+                "predict",
+                "--model",
+                str(out),
+                "--input",
+                str(sentences),
+                "--out",
+                str(target),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert [r["labels"] for r in rows] == [["sad"], ["happy"]]
     sentences.write_text(sentences.read_text() + "we see the driver furious in the car .\n")
-    assert erv_main(["verifier", "predict", "--model", str(out), "--input", str(sentences), "--out", str(target),
-                     "--device", "cpu"]) == 0
+    assert (
+        erv_main(
+            [
+                "verifier",
+                "predict",
+                "--model",
+                str(out),
+                "--input",
+                str(sentences),
+                "--out",
+                str(target),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert "1 texts scored, 2 already" in capsys.readouterr().out
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert len(rows) == 3 and rows[2]["labels"] == ["angry"]
@@ -124,12 +172,37 @@ def test_goemotions_head_trains_dataset_labels_on_their_goemotions_columns(tmp_p
     base = tiny_roberta(tok, DFEW.labels, hidden=32, layers=1, heads=2)
     base.save_pretrained(tmp_path / "base")
     tok.save_pretrained(tmp_path / "base")
-    write_examples(tmp_path / "t.jsonl", [TextExample(t, l) for t, l in synthetic_corpus(40, seed=5)])
-    args = parse_train_args(["--model_name_or_path", str(tmp_path / "base"), "--head", "goemotions",
-                             "--train_files", str(tmp_path / "t.jsonl"), "--taxonomy", "DFEW", "--eval_fraction",
-                             "0.2", "--output_dir", str(tmp_path / "out"), "--num_train_epochs", "1",
-                             "--per_device_train_batch_size", "8", "--use_cpu", "true", "--save_strategy", "no",
-                             "--eval_strategy", "no", "--disable_tqdm", "true", "--max_length", "32"])
+    write_examples(tmp_path / "t.jsonl", [TextExample(t, lab) for t, lab in synthetic_corpus(40, seed=5)])
+    args = parse_train_args(
+        [
+            "--model_name_or_path",
+            str(tmp_path / "base"),
+            "--head",
+            "goemotions",
+            "--train_files",
+            str(tmp_path / "t.jsonl"),
+            "--taxonomy",
+            "DFEW",
+            "--eval_fraction",
+            "0.2",
+            "--output_dir",
+            str(tmp_path / "out"),
+            "--num_train_epochs",
+            "1",
+            "--per_device_train_batch_size",
+            "8",
+            "--use_cpu",
+            "true",
+            "--save_strategy",
+            "no",
+            "--eval_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+            "--max_length",
+            "32",
+        ]
+    )
     result = train_verifier(*args)
     assert result.train_examples + result.eval_examples == 40
     loaded = Verifier.from_pretrained(tmp_path / "out", device="cpu")

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 STRICT_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
@@ -43,11 +44,17 @@ def completion_text(completion: Any) -> str:
         if isinstance(content, str):
             return content
         if isinstance(content, list):
-            return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type", "text") == "text")
+            return "".join(
+                p.get("text", "") for p in content if isinstance(p, dict) and p.get("type", "text") == "text"
+            )
         raise TypeError(f"message has no text content: {completion!r:.80}")
     if isinstance(completion, (list, tuple)) and completion:
         # A chat list: the assistant turn(s) are the completion.
-        texts = [completion_text(m) for m in completion if not isinstance(m, dict) or m.get("role", "assistant") == "assistant"]
+        texts = [
+            completion_text(m)
+            for m in completion
+            if not isinstance(m, dict) or m.get("role", "assistant") == "assistant"
+        ]
         if texts:
             return "".join(texts)
     raise TypeError(f"completion is not text or a chat message list: {type(completion).__name__}")
@@ -71,7 +78,7 @@ def extract_think(text: str, *, allow_unclosed: bool = False) -> str | None:
     if allow_unclosed:
         opened = _THINK_OPEN.search(text)
         if opened:
-            rest = text[opened.end():]
+            rest = text[opened.end() :]
             answer = _ANSWER_OPEN.search(rest)
             return (rest[: answer.start()] if answer else rest).strip()
     return None
@@ -102,8 +109,28 @@ def split_sentences_regex(text: str) -> list[str]:
 
 
 _PUNKT_ABBREVIATIONS = (
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "approx",
-    "no", "fig", "inc", "ltd", "co", "mt", "u.s", "a.m", "p.m",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "sr",
+    "jr",
+    "st",
+    "vs",
+    "etc",
+    "e.g",
+    "i.e",
+    "approx",
+    "no",
+    "fig",
+    "inc",
+    "ltd",
+    "co",
+    "mt",
+    "u.s",
+    "a.m",
+    "p.m",
 )
 
 

@@ -41,10 +41,34 @@ _CONCEPT_FORMS: dict[str, tuple[str, ...]] = {
 
 # The 28 GoEmotions labels in the order of SamLowe/roberta-base-go_emotions' head.
 GOEMOTIONS_LABELS: tuple[str, ...] = (
-    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
-    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
-    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
-    "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
+    "neutral",
 )
 
 # concept -> GoEmotions head index, as the released Emo_Classifier verifier uses it
@@ -77,7 +101,7 @@ class Taxonomy:
         if len(self.labels) != len(self.concepts):
             raise ValueError("labels and concepts must align")
         lookup: dict[str, str] = {}
-        for label, concept in zip(self.labels, self.concepts):
+        for label, concept in zip(self.labels, self.concepts, strict=True):
             lookup[label] = label
             for form in _CONCEPT_FORMS.get(concept, ()):
                 if lookup.get(form, label) != label:
@@ -100,7 +124,9 @@ class Taxonomy:
         try:
             return self.labels.index(label) + 1
         except ValueError:
-            raise TaxonomyError(f"{label!r} is not a {self.name} label; expected one of {', '.join(self.labels)}") from None
+            raise TaxonomyError(
+                f"{label!r} is not a {self.name} label; expected one of {', '.join(self.labels)}"
+            ) from None
 
     def label_from_id(self, label_id: int) -> str:
         if not 1 <= int(label_id) <= len(self.labels):
@@ -128,30 +154,65 @@ def _taxonomy(name: str, pairs: list[tuple[str, str]]) -> Taxonomy:
     return Taxonomy(name, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
 
 
-DFEW = _taxonomy("DFEW", [
-    ("happy", "happiness"), ("sad", "sadness"), ("neutral", "neutral"), ("angry", "anger"),
-    ("surprise", "surprise"), ("disgust", "disgust"), ("fear", "fear"),
-])
-MAFW = _taxonomy("MAFW", [
-    ("anger", "anger"), ("disgust", "disgust"), ("fear", "fear"), ("happiness", "happiness"),
-    ("neutral", "neutral"), ("sadness", "sadness"), ("surprise", "surprise"),
-    ("contempt", "contempt"), ("anxiety", "anxiety"), ("helplessness", "helplessness"),
-    ("disappointment", "disappointment"),
-])
-EMER = _taxonomy("EMER", [
-    ("angry", "anger"), ("sad", "sadness"), ("surprise", "surprise"), ("worried", "anxiety"),
-    ("happy", "happiness"),
-])
-RAVDESS = _taxonomy("RAVDESS", [
-    ("happy", "happiness"), ("surprised", "surprise"), ("neutral", "neutral"), ("angry", "anger"),
-    ("disgust", "disgust"), ("sad", "sadness"), ("fearful", "fear"), ("calm", "calm"),
-])
+DFEW = _taxonomy(
+    "DFEW",
+    [
+        ("happy", "happiness"),
+        ("sad", "sadness"),
+        ("neutral", "neutral"),
+        ("angry", "anger"),
+        ("surprise", "surprise"),
+        ("disgust", "disgust"),
+        ("fear", "fear"),
+    ],
+)
+MAFW = _taxonomy(
+    "MAFW",
+    [
+        ("anger", "anger"),
+        ("disgust", "disgust"),
+        ("fear", "fear"),
+        ("happiness", "happiness"),
+        ("neutral", "neutral"),
+        ("sadness", "sadness"),
+        ("surprise", "surprise"),
+        ("contempt", "contempt"),
+        ("anxiety", "anxiety"),
+        ("helplessness", "helplessness"),
+        ("disappointment", "disappointment"),
+    ],
+)
+EMER = _taxonomy(
+    "EMER",
+    [
+        ("angry", "anger"),
+        ("sad", "sadness"),
+        ("surprise", "surprise"),
+        ("worried", "anxiety"),
+        ("happy", "happiness"),
+    ],
+)
+RAVDESS = _taxonomy(
+    "RAVDESS",
+    [
+        ("happy", "happiness"),
+        ("surprised", "surprise"),
+        ("neutral", "neutral"),
+        ("angry", "anger"),
+        ("disgust", "disgust"),
+        ("sad", "sadness"),
+        ("fearful", "fear"),
+        ("calm", "calm"),
+    ],
+)
 _GOEMOTIONS_CONCEPTS = {"joy": "happiness", "nervousness": "anxiety"}
 GOEMOTIONS = Taxonomy(
     "GoEmotions",
     GOEMOTIONS_LABELS,
-    tuple(_GOEMOTIONS_CONCEPTS.get(label, label if label in _CONCEPT_FORMS else f"goemotions:{label}")
-          for label in GOEMOTIONS_LABELS),
+    tuple(
+        _GOEMOTIONS_CONCEPTS.get(label, label if label in _CONCEPT_FORMS else f"goemotions:{label}")
+        for label in GOEMOTIONS_LABELS
+    ),
 )
 
 TAXONOMIES: dict[str, Taxonomy] = {t.name.lower(): t for t in (DFEW, MAFW, EMER, RAVDESS, GOEMOTIONS)}
@@ -165,7 +226,9 @@ def get_taxonomy(name: str | Taxonomy) -> Taxonomy:
     if key == "goemotion":
         key = "goemotions"
     if key not in TAXONOMIES:
-        raise TaxonomyError(f"unknown dataset/taxonomy {name!r}; known: {', '.join(t.name for t in TAXONOMIES.values())}")
+        raise TaxonomyError(
+            f"unknown dataset/taxonomy {name!r}; known: {', '.join(t.name for t in TAXONOMIES.values())}"
+        )
     return TAXONOMIES[key]
 
 
@@ -180,7 +243,7 @@ def _clean(text: str) -> str:
     text = _SPACES.sub(" ", _PUNCT_EDGES.sub("", text))
     for filler in _LEADING_FILLERS:
         if text.startswith(filler):
-            text = _PUNCT_EDGES.sub("", text[len(filler):])
+            text = _PUNCT_EDGES.sub("", text[len(filler) :])
     return text
 
 

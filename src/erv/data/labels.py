@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from erv.data.emotions import Taxonomy, UNKNOWN, get_taxonomy, normalize_label
+from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import LabelFileError, TaxonomyError
 
 PathLike = str | os.PathLike[str]
@@ -123,8 +123,9 @@ def read_name_label_txt(path: PathLike, taxonomy: str | Taxonomy) -> dict[str, s
     return out
 
 
-def read_mafw_xlsx(path: PathLike, *, name_column: int = 0, label_column: int = 12,
-                   taxonomy: str | Taxonomy = "MAFW") -> dict[str, str]:
+def read_mafw_xlsx(
+    path: PathLike, *, name_column: int = 0, label_column: int = 12, taxonomy: str | Taxonomy = "MAFW"
+) -> dict[str, str]:
     """MAFW `single-set.xlsx`: column 0 = clip name, column 12 = label id (1..11).
 
     Title/header rows (anything whose label cell is not a label) before the first sample are
@@ -168,7 +169,9 @@ def read_mafw_xlsx(path: PathLike, *, name_column: int = 0, label_column: int = 
         _add(out, str(name), label, where, seen)
     book.close()
     if not out:
-        raise LabelFileError(f"{path}: no samples found (clip name in column {name_column}, label in column {label_column})")
+        raise LabelFileError(
+            f"{path}: no samples found (clip name in column {name_column}, label in column {label_column})"
+        )
     return out
 
 
@@ -180,9 +183,15 @@ class ExplainedSample:
     subtitle: str | None = None
 
 
-def read_emer_csv(path: PathLike, *, id_column: str = "names", label_column: str = "emotions",
-                  reason_column: str = "reasons", subtitle_column: str | None = "subtitles",
-                  taxonomy: str | Taxonomy = "EMER") -> list[ExplainedSample]:
+def read_emer_csv(
+    path: PathLike,
+    *,
+    id_column: str = "names",
+    label_column: str = "emotions",
+    reason_column: str = "reasons",
+    subtitle_column: str | None = "subtitles",
+    taxonomy: str | Taxonomy = "EMER",
+) -> list[ExplainedSample]:
     """EMER-style CSV with a header row; V1 `gt-eng.csv` column names are the defaults."""
     path = Path(path)
     tax = get_taxonomy(taxonomy)
@@ -231,8 +240,8 @@ def read_label_file(path: PathLike, dataset: str | Taxonomy) -> dict[str, str]:
 
 def read_record_labels(path: PathLike, taxonomy: str | Taxonomy) -> dict[str, str]:
     """Gold labels from GRPO/inference records or predictions (`erv data prepare` output)."""
-    from erv.io.jsonl import iter_json_records
     from erv.data.records import record_id
+    from erv.io.jsonl import iter_json_records
 
     tax = get_taxonomy(taxonomy)
     out: dict[str, str] = {}
@@ -285,8 +294,9 @@ def fold_label_file(dataset: str, label_dir: PathLike, fold: int, split: str) ->
     if tax.name == "DFEW":
         return _find_unique(root, f"single_{split}set_{fold}.csv", f"DFEW fold {fold} {split} labels")
     if tax.name == "MAFW":
-        hits = sorted(p for p in root.rglob(f"set_{fold}/{split}.txt")
-                      if "single" in p.parts and "compound" not in p.parts)
+        hits = sorted(
+            p for p in root.rglob(f"set_{fold}/{split}.txt") if "single" in p.parts and "compound" not in p.parts
+        )
         no_caption = [p for p in hits if "no_caption" in p.parts]
         hits = no_caption or hits
         if len(hits) != 1:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from erv.data.emotions import get_taxonomy
-from erv.errors import ConfigError, LabelFileError
 from erv.data.labels import (
     VIDEO_EXTENSIONS,
     ExplainedSample,
@@ -28,13 +27,15 @@ from erv.data.labels import (
     read_label_file,
 )
 from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
+from erv.errors import ConfigError, LabelFileError
 from erv.io.jsonl import write_json, write_jsonl
 
 FORMATS = ("sft", "grpo", "infer")
 
 
-def index_videos(video_dir: str | os.PathLike[str],
-                 extensions: Sequence[str] = VIDEO_EXTENSIONS) -> tuple[dict[str, Path], dict[str, list[Path]]]:
+def index_videos(
+    video_dir: str | os.PathLike[str], extensions: Sequence[str] = VIDEO_EXTENSIONS
+) -> tuple[dict[str, Path], dict[str, list[Path]]]:
     """Map canonical sample id → video file under `video_dir` (recursive).
 
     Returns `(index, ambiguous)`: two files with the same id (e.g. `clips/1.mp4` and
@@ -78,8 +79,9 @@ def check_no_leak(train_ids: set[str], test_ids: set[str], *, train_source: str,
         raise LabelFileError(f"{len(overlap)} clip(s) appear in both {train_source} and {test_source}: {shown}")
 
 
-def build_record(sample_id: str, video: Path, label: str, fmt: str, prompt: str, dataset: str,
-                 reason: str | None = None) -> dict:
+def build_record(
+    sample_id: str, video: Path, label: str, fmt: str, prompt: str, dataset: str, reason: str | None = None
+) -> dict:
     human = {"from": "human", "value": MODAL_PREFIX + prompt}
     if fmt == "sft":
         if not reason:
@@ -87,15 +89,30 @@ def build_record(sample_id: str, video: Path, label: str, fmt: str, prompt: str,
         target = f"<think>{reason}</think>\n<answer>{label}</answer>"
     else:
         target = label
-    return {"id": sample_id, "video": str(video), "dataset": dataset,
-            "conversations": [human, {"from": "gpt", "value": target}]}
+    return {
+        "id": sample_id,
+        "video": str(video),
+        "dataset": dataset,
+        "conversations": [human, {"from": "gpt", "value": target}],
+    }
 
 
-def prepare(*, dataset: str, video_dir: str, out: str, fmt: str, labels: str | None = None,
-            label_dir: str | None = None, fold: int | None = None, split: str = "train",
-            leak_check_labels: str | None = None, prompt: str = TASK_PROMPT,
-            explanations: str | None = None, allow_missing_videos: bool = False,
-            emer_columns: tuple[str, str, str] = ("names", "emotions", "reasons")) -> PrepareReport:
+def prepare(
+    *,
+    dataset: str,
+    video_dir: str,
+    out: str,
+    fmt: str,
+    labels: str | None = None,
+    label_dir: str | None = None,
+    fold: int | None = None,
+    split: str = "train",
+    leak_check_labels: str | None = None,
+    prompt: str = TASK_PROMPT,
+    explanations: str | None = None,
+    allow_missing_videos: bool = False,
+    emer_columns: tuple[str, str, str] = ("names", "emotions", "reasons"),
+) -> PrepareReport:
     """Build records and write them (JSON list, or JSONL if `out` ends in .jsonl)."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -125,19 +142,24 @@ def prepare(*, dataset: str, video_dir: str, out: str, fmt: str, labels: str | N
         source = str(explanations)
     if explanations is not None:
         id_col, label_col, reason_col = emer_columns
-        samples: list[ExplainedSample] = read_emer_csv(explanations, id_column=id_col, label_column=label_col,
-                                                       reason_column=reason_col, taxonomy=tax)
+        samples: list[ExplainedSample] = read_emer_csv(
+            explanations, id_column=id_col, label_column=label_col, reason_column=reason_col, taxonomy=tax
+        )
         for sample in samples:
             reasons[sample.id] = sample.reason
             if labels is None and label_dir is None:
                 label_map[sample.id] = sample.label
             elif sample.id in label_map and label_map[sample.id] != sample.label:
-                raise LabelFileError(f"{explanations}: sample {sample.id} is {sample.label!r} there but "
-                                     f"{label_map[sample.id]!r} in {source}")
+                raise LabelFileError(
+                    f"{explanations}: sample {sample.id} is {sample.label!r} there but "
+                    f"{label_map[sample.id]!r} in {source}"
+                )
     if fmt == "sft":
         missing_reason = [s for s in label_map if s not in reasons]
         if missing_reason:
-            raise ConfigError(f"{len(missing_reason)} sample(s) have no explanation for SFT, e.g. {missing_reason[:5]}")
+            raise ConfigError(
+                f"{len(missing_reason)} sample(s) have no explanation for SFT, e.g. {missing_reason[:5]}"
+            )
 
     if leak_check_labels is not None:
         other_map = read_label_file(leak_check_labels, tax)
@@ -163,8 +185,10 @@ def prepare(*, dataset: str, video_dir: str, out: str, fmt: str, labels: str | N
         if report.ambiguous:
             key = next(iter(report.ambiguous))
             details.append(f"{len(report.ambiguous)} ambiguous (e.g. {key}: {', '.join(report.ambiguous[key])})")
-        raise ConfigError(f"videos for {source} under {video_dir}: {'; '.join(details)}. "
-                          f"Pass --allow-missing-videos to write the others.")
+        raise ConfigError(
+            f"videos for {source} under {video_dir}: {'; '.join(details)}. "
+            f"Pass --allow-missing-videos to write the others."
+        )
     if not records:
         raise ConfigError(f"no sample of {source} has a video under {video_dir}")
     if str(out).endswith(".jsonl"):
@@ -176,31 +200,51 @@ def prepare(*, dataset: str, video_dir: str, out: str, fmt: str, labels: str | N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="erv data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="erv data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="action", required=True)
-    p = sub.add_parser("prepare", help="build SFT / GRPO / inference records",
-                       description="Build SFT / GRPO / inference records from a label file and a video folder.")
+    p = sub.add_parser(
+        "prepare",
+        help="build SFT / GRPO / inference records",
+        description="Build SFT / GRPO / inference records from a label file and a video folder.",
+    )
     p.add_argument("--dataset", required=True, help="DFEW, MAFW, EMER, RAVDESS")
     p.add_argument("--video-dir", required=True, help="folder searched recursively for the clips")
     p.add_argument("--out", required=True, help="output .json (list) or .jsonl")
-    p.add_argument("--format", dest="fmt", choices=FORMATS, default="grpo",
-                   help="sft: <think>reason</think><answer>label</answer> targets; grpo/infer: bare label")
+    p.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMATS,
+        default="grpo",
+        help="sft: <think>reason</think><answer>label</answer> targets; grpo/infer: bare label",
+    )
     src = p.add_argument_group("labels (one of)")
     src.add_argument("--labels", help="a label file: DFEW csv, MAFW txt/xlsx, name-label txt, records json")
     src.add_argument("--label-dir", help="the dataset's label folder; with --fold and --split")
     p.add_argument("--fold", type=int, help="1..5 (the paper reports fold 5; the field averages all 5)")
     p.add_argument("--split", choices=("train", "test"), default="train")
-    p.add_argument("--leak-check", dest="leak_check_labels",
-                   help="label file whose clips must not appear in this one (default with --label-dir: the other split)")
+    p.add_argument(
+        "--leak-check",
+        dest="leak_check_labels",
+        help="label file whose clips must not appear in this one (default with --label-dir: the other split)",
+    )
     p.add_argument("--explanations", help="EMER-style csv with reasons (required for --format sft)")
-    p.add_argument("--emer-columns", nargs=3, metavar=("ID", "LABEL", "REASON"), default=("names", "emotions", "reasons"),
-                   help="column names of the explanations csv (default: EMER V1 gt-eng.csv)")
+    p.add_argument(
+        "--emer-columns",
+        nargs=3,
+        metavar=("ID", "LABEL", "REASON"),
+        default=("names", "emotions", "reasons"),
+        help="column names of the explanations csv (default: EMER V1 gt-eng.csv)",
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--prompt", help="the instruction (default: the paper's task prompt)")
     group.add_argument("--prompt-file", help="read the instruction from a file")
-    p.add_argument("--allow-missing-videos", action="store_true",
-                   help="write the samples that have a video and list the others instead of failing")
+    p.add_argument(
+        "--allow-missing-videos",
+        action="store_true",
+        help="write the samples that have a video and list the others instead of failing",
+    )
     return parser
 
 
@@ -211,14 +255,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         prompt = args.prompt
     elif args.prompt_file is not None:
         prompt = Path(args.prompt_file).read_text(encoding="utf-8").strip()
-    report = prepare(dataset=args.dataset, video_dir=args.video_dir, out=args.out, fmt=args.fmt,
-                     labels=args.labels, label_dir=args.label_dir, fold=args.fold, split=args.split,
-                     leak_check_labels=args.leak_check_labels, prompt=prompt,
-                     explanations=args.explanations, allow_missing_videos=args.allow_missing_videos,
-                     emer_columns=tuple(args.emer_columns))
+    report = prepare(
+        dataset=args.dataset,
+        video_dir=args.video_dir,
+        out=args.out,
+        fmt=args.fmt,
+        labels=args.labels,
+        label_dir=args.label_dir,
+        fold=args.fold,
+        split=args.split,
+        leak_check_labels=args.leak_check_labels,
+        prompt=prompt,
+        explanations=args.explanations,
+        allow_missing_videos=args.allow_missing_videos,
+        emer_columns=tuple(args.emer_columns),
+    )
     if report.missing:
-        print(f"missing videos ({len(report.missing)}): {', '.join(report.missing[:20])}"
-              + (" ..." if len(report.missing) > 20 else ""), file=sys.stderr)
+        print(
+            f"missing videos ({len(report.missing)}): {', '.join(report.missing[:20])}"
+            + (" ..." if len(report.missing) > 20 else ""),
+            file=sys.stderr,
+        )
     for key, paths in list(report.ambiguous.items())[:20]:
         print(f"ambiguous video for {key}: {', '.join(paths)}", file=sys.stderr)
     print(f"{args.out}: {report.line()}")

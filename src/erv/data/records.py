@@ -1,7 +1,8 @@
 """Typed records of the framework's files, validated on reading.
 
 Formats (docs/reference.md, "Record files"):
-- SFT: `{"video", "conversations": [{"from": "human", ...}, {"from": "gpt", "value": "<think>…</think>\\n<answer>L</answer>"}]}`
+- SFT: `{"video", "conversations": [{"from": "human", ...},
+  {"from": "gpt", "value": "<think>…</think>\\n<answer>L</answer>"}]}`
 - GRPO / inference: the same with the gpt value a bare label;
 - predictions JSONL: `id`, `video`, `dataset`, `gold`, `response` (+ extra keys);
 - judgments JSONL: `id`, `judge`, `explanation_emotion` (label or null), `raw`, `error`.
@@ -16,7 +17,6 @@ from typing import Any
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import RecordError, TaxonomyError
 from erv.io.jsonl import PathLike, iter_json_records
-
 
 # ---------------------------------------------------------------- typed records
 
@@ -45,7 +45,13 @@ class Prediction:
     where: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "video": self.video, "dataset": self.dataset, "gold": self.gold, "response": self.response}
+        out = {
+            "id": self.id,
+            "video": self.video,
+            "dataset": self.dataset,
+            "gold": self.gold,
+            "response": self.response,
+        }
         out.update(self.extra)
         return out
 
@@ -65,8 +71,13 @@ class Judgment:
         return self.error is None and self.explanation_emotion is not None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "judge": self.judge, "explanation_emotion": self.explanation_emotion,
-               "raw": self.raw, "error": self.error}
+        out = {
+            "id": self.id,
+            "judge": self.judge,
+            "explanation_emotion": self.explanation_emotion,
+            "raw": self.raw,
+            "error": self.error,
+        }
         out.update(self.extra)
         return out
 
@@ -96,7 +107,9 @@ def parse_prediction(record: dict[str, Any], where: str, taxonomy: Taxonomy | No
     if tax is not None:
         label = normalize_label(gold, tax)
         if label == UNKNOWN:
-            raise RecordError(f"{where}: gold label {gold!r} of sample {pid} is not a {tax.name} label ({tax.prompt_list()})")
+            raise RecordError(
+                f"{where}: gold label {gold!r} of sample {pid} is not a {tax.name} label ({tax.prompt_list()})"
+            )
         gold = label
     extra = {k: v for k, v in record.items() if k not in _PREDICTION_KEYS}
     return Prediction(pid, gold, response, record.get("video"), dataset, extra, where)
@@ -130,15 +143,18 @@ def parse_judgment(record: dict[str, Any], where: str, taxonomy: Taxonomy | None
         if taxonomy is not None:
             label = normalize_label(emotion, taxonomy)
             if label == UNKNOWN:
-                raise RecordError(f"{where}: explanation_emotion {emotion!r} of sample {jid} is not a {taxonomy.name} label")
+                raise RecordError(
+                    f"{where}: explanation_emotion {emotion!r} of sample {jid} is not a {taxonomy.name} label"
+                )
             emotion = label
     extra = {k: v for k, v in record.items() if k not in _JUDGMENT_KEYS}
     raw = record.get("raw")
     return Judgment(jid, record.get("judge"), emotion, raw if raw is None else str(raw), error, extra, where)
 
 
-def read_judgments(path: PathLike, taxonomy: str | Taxonomy | None = None, *,
-                   tolerate_torn_tail: bool = True) -> dict[str, Judgment]:
+def read_judgments(
+    path: PathLike, taxonomy: str | Taxonomy | None = None, *, tolerate_torn_tail: bool = True
+) -> dict[str, Judgment]:
     """Read a judgments file into `{id: judgment}`.
 
     A resumable judge appends a new record when it retries an id, so an id may appear more
@@ -154,7 +170,8 @@ def read_judgments(path: PathLike, taxonomy: str | Taxonomy | None = None, *,
             if judgment.ok and judgment.explanation_emotion != previous.explanation_emotion:
                 raise RecordError(
                     f"{where}: id {judgment.id!r} already judged {previous.explanation_emotion!r} at "
-                    f"{previous.where}, now {judgment.explanation_emotion!r}; mixed runs?")
+                    f"{previous.where}, now {judgment.explanation_emotion!r}; mixed runs?"
+                )
             continue
         out[judgment.id] = judgment
     return out

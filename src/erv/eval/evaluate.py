@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from erv.data.completions import extract_answer
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
-from erv.errors import ConfigError, RecordError, TaxonomyError
 from erv.data.labels import canonical_id, read_label_file
+from erv.data.records import Prediction, read_judgments, read_predictions
+from erv.errors import ConfigError, RecordError, TaxonomyError
 from erv.eval.metrics import aggregate_folds, compute_metrics, encode
 from erv.io.jsonl import write_json
-from erv.data.records import Prediction, read_judgments, read_predictions
 
 
 @dataclass
@@ -38,23 +39,28 @@ class Problems:
     judgments_without_prediction: list[str] = field(default_factory=list)
 
     def any(self) -> bool:
-        return bool(self.predictions_without_label or self.labels_without_prediction
-                    or self.judgments_without_prediction)
+        return bool(
+            self.predictions_without_label or self.labels_without_prediction or self.judgments_without_prediction
+        )
 
     def lines(self, where: str) -> list[str]:
         out = []
-        for name, ids in (("predictions with no label", self.predictions_without_label),
-                          ("labelled samples with no prediction", self.labels_without_prediction),
-                          ("judgments with no prediction", self.judgments_without_prediction)):
+        for name, ids in (
+            ("predictions with no label", self.predictions_without_label),
+            ("labelled samples with no prediction", self.labels_without_prediction),
+            ("judgments with no prediction", self.judgments_without_prediction),
+        ):
             if ids:
                 shown = ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
                 out.append(f"{where}: {len(ids)} {name}: {shown}")
         return out
 
     def as_dict(self) -> dict[str, list[str]]:
-        return {"predictions_without_label": self.predictions_without_label,
-                "labels_without_prediction": self.labels_without_prediction,
-                "judgments_without_prediction": self.judgments_without_prediction}
+        return {
+            "predictions_without_label": self.predictions_without_label,
+            "labels_without_prediction": self.labels_without_prediction,
+            "judgments_without_prediction": self.judgments_without_prediction,
+        }
 
 
 def predicted_label(response: str, taxonomy: Taxonomy) -> str:
@@ -63,15 +69,24 @@ def predicted_label(response: str, taxonomy: Taxonomy) -> str:
     return UNKNOWN if answer is None else normalize_label(answer, taxonomy)
 
 
-def evaluate_file(predictions_path: str, taxonomy: Taxonomy, *, judgments_path: str | None = None,
-                  labels_path: str | None = None, allow_missing: bool = False, n_resamples: int = 1000,
-                  seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+def evaluate_file(
+    predictions_path: str,
+    taxonomy: Taxonomy,
+    *,
+    judgments_path: str | None = None,
+    labels_path: str | None = None,
+    allow_missing: bool = False,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
     """Score one predictions file; returns the metrics object (design.md) plus bookkeeping."""
     predictions = read_predictions(predictions_path, taxonomy)
     for pred in predictions:
         if pred.dataset and _dataset_name(pred.dataset, pred) != taxonomy.name:
-            raise RecordError(f"{pred.where}: sample {pred.id} is from dataset {pred.dataset!r}, "
-                              f"but --dataset is {taxonomy.name}")
+            raise RecordError(
+                f"{pred.where}: sample {pred.id} is from dataset {pred.dataset!r}, but --dataset is {taxonomy.name}"
+            )
     problems = Problems()
     if labels_path is not None:
         labels = read_label_file(labels_path, taxonomy)
@@ -84,8 +99,9 @@ def evaluate_file(predictions_path: str, taxonomy: Taxonomy, *, judgments_path: 
             if key not in labels:
                 problems.predictions_without_label.append(pred.id)
             elif labels[key] != pred.gold:
-                raise RecordError(f"{pred.where}: sample {pred.id} has gold {pred.gold!r} but "
-                                  f"{labels_path} says {labels[key]!r}")
+                raise RecordError(
+                    f"{pred.where}: sample {pred.id} has gold {pred.gold!r} but {labels_path} says {labels[key]!r}"
+                )
         problems.labels_without_prediction = sorted((k for k in labels if k not in by_key), key=_id_order)
         keep = {k for k in by_key if k in labels}
         predictions = [p for p in predictions if canonical_id(p.id) in keep]
@@ -107,14 +123,15 @@ def evaluate_file(predictions_path: str, taxonomy: Taxonomy, *, judgments_path: 
 
     preds = [predicted_label(p.response, taxonomy) for p in predictions]
     outcomes = encode([p.gold for p in predictions], preds, taxonomy, explanation)
-    result = compute_metrics(outcomes, with_coherence=explanation is not None, n_resamples=n_resamples,
-                             seed=seed, level=level)
+    result = compute_metrics(
+        outcomes, with_coherence=explanation is not None, n_resamples=n_resamples, seed=seed, level=level
+    )
     result["predictions"] = str(predictions_path)
     if judgments_path is not None:
         result["judgments"] = str(judgments_path)
     if problems.any():
         result["excluded"] = problems.as_dict()
-    result["unknown_ids"] = [p.id for p, label in zip(predictions, preds) if label == UNKNOWN]
+    result["unknown_ids"] = [p.id for p, label in zip(predictions, preds, strict=True) if label == UNKNOWN]
     return result
 
 
@@ -129,24 +146,41 @@ def _id_order(sample_id: str) -> tuple[int, str]:
     return (len(sample_id), sample_id)
 
 
-def evaluate(predictions: Sequence[str], dataset: str, *, judgments: Sequence[str] | None = None,
-             labels: Sequence[str] | None = None, allow_missing: bool = False, n_resamples: int = 1000,
-             seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+def evaluate(
+    predictions: Sequence[str],
+    dataset: str,
+    *,
+    judgments: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+    allow_missing: bool = False,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
     """Score one or several prediction files; several → per-fold results plus mean/std."""
     taxonomy = get_taxonomy(dataset)
     if not predictions:
         raise ConfigError("no predictions file given")
     if judgments and len(judgments) != len(predictions):
-        raise ConfigError(f"{len(predictions)} prediction file(s) but {len(judgments)} judgment file(s); give one per fold")
+        raise ConfigError(
+            f"{len(predictions)} prediction file(s) but {len(judgments)} judgment file(s); give one per fold"
+        )
     if labels and len(labels) not in (1, len(predictions)):
         raise ConfigError(f"{len(predictions)} prediction file(s) but {len(labels)} label file(s)")
     folds = []
     for i, path in enumerate(predictions):
-        folds.append(evaluate_file(
-            path, taxonomy,
-            judgments_path=judgments[i] if judgments else None,
-            labels_path=(labels[i] if len(labels) > 1 else labels[0]) if labels else None,
-            allow_missing=allow_missing, n_resamples=n_resamples, seed=seed, level=level))
+        folds.append(
+            evaluate_file(
+                path,
+                taxonomy,
+                judgments_path=judgments[i] if judgments else None,
+                labels_path=(labels[i] if len(labels) > 1 else labels[0]) if labels else None,
+                allow_missing=allow_missing,
+                n_resamples=n_resamples,
+                seed=seed,
+                level=level,
+            )
+        )
     if len(folds) == 1:
         return folds[0]
     summary = aggregate_folds(folds)
@@ -154,21 +188,39 @@ def evaluate(predictions: Sequence[str], dataset: str, *, judgments: Sequence[st
 
 
 def build_parser(prog: str = "erv evaluate") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--predictions", nargs="+", required=True, metavar="P.jsonl",
-                        help="predictions file(s); several = one per fold")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--predictions",
+        nargs="+",
+        required=True,
+        metavar="P.jsonl",
+        help="predictions file(s); several = one per fold",
+    )
     parser.add_argument("--dataset", required=True, help="taxonomy: DFEW, MAFW, EMER, RAVDESS")
     parser.add_argument("--judgments", nargs="+", metavar="J.jsonl", help="judge output(s), one per predictions file")
-    parser.add_argument("--labels", nargs="+", metavar="FILE",
-                        help="the dataset's label file(s) (DFEW csv, MAFW txt/xlsx, records json) to check coverage and gold")
-    parser.add_argument("--allow-missing", action="store_true",
-                        help="score what matches and list missing/extra samples instead of failing")
+    parser.add_argument(
+        "--labels",
+        nargs="+",
+        metavar="FILE",
+        help="the dataset's label file(s) (DFEW csv, MAFW txt/xlsx, records json) to check coverage and gold",
+    )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="score what matches and list missing/extra samples instead of failing",
+    )
     parser.add_argument("--json", dest="json_out", metavar="OUT", help="write the metrics object here")
     parser.add_argument("--plots", metavar="DIR", help="write confusion-matrix PNGs here")
     parser.add_argument("--report", metavar="OUT.md", help="write a markdown report here")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="bootstrap resamples for the 95%% intervals (0 = none; default 1000)")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples for the 95%% intervals (0 = none; default 1000)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     return parser
@@ -180,9 +232,16 @@ def main(argv: Sequence[str] | None = None, prog: str = "erv evaluate") -> int:
     args = build_parser(prog).parse_args(argv)
     if not 0 < args.level < 1:
         raise ConfigError(f"--level must be in (0, 1), got {args.level}")
-    result = evaluate(args.predictions, args.dataset, judgments=args.judgments, labels=args.labels,
-                      allow_missing=args.allow_missing, n_resamples=args.bootstrap, seed=args.seed,
-                      level=args.level)
+    result = evaluate(
+        args.predictions,
+        args.dataset,
+        judgments=args.judgments,
+        labels=args.labels,
+        allow_missing=args.allow_missing,
+        n_resamples=args.bootstrap,
+        seed=args.seed,
+        level=args.level,
+    )
     folds = result.get("folds", [result])
     for fold in folds:
         if "excluded" in fold:

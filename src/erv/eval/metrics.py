@@ -18,8 +18,9 @@ instead of 10^8 index look-ups.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +45,9 @@ class Outcomes:
         return int(self.gold.shape[0])
 
 
-def encode(gold: Sequence[str], pred: Sequence[str], taxonomy: str | Taxonomy,
-           explanation: Sequence[str | None] | None = None) -> Outcomes:
+def encode(
+    gold: Sequence[str], pred: Sequence[str], taxonomy: str | Taxonomy, explanation: Sequence[str | None] | None = None
+) -> Outcomes:
     """Turn label strings into :class:`Outcomes`.
 
     `gold` must hold canonical labels of `taxonomy`; `pred` canonical labels or "unknown";
@@ -136,14 +138,21 @@ def _clean(value: Any) -> float | None:
     return None if math.isnan(value) else value
 
 
-def bootstrap_intervals(o: Outcomes, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95,
-                        metrics: Sequence[str] = RECOGNITION_METRICS + COHERENCE_METRICS) -> dict[str, list[float] | None]:
+def bootstrap_intervals(
+    o: Outcomes,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+    metrics: Sequence[str] = RECOGNITION_METRICS + COHERENCE_METRICS,
+) -> dict[str, list[float] | None]:
     """Percentile bootstrap intervals, resampling samples with replacement (seeded)."""
     return _bootstrap_cells(_cell_counts(o), n_resamples=n_resamples, seed=seed, level=level, metrics=metrics)
 
 
-def _bootstrap_cells(cells: np.ndarray, *, n_resamples: int, seed: int, level: float,
-                     metrics: Sequence[str]) -> dict[str, list[float] | None]:
+def _bootstrap_cells(
+    cells: np.ndarray, *, n_resamples: int, seed: int, level: float, metrics: Sequence[str]
+) -> dict[str, list[float] | None]:
     n = int(cells.sum())
     if n_resamples <= 0 or n == 0:
         return {}
@@ -164,8 +173,9 @@ def _bootstrap_cells(cells: np.ndarray, *, n_resamples: int, seed: int, level: f
     return out
 
 
-def compute_metrics(o: Outcomes, *, with_coherence: bool, n_resamples: int = 1000, seed: int = 0,
-                    level: float = 0.95) -> dict[str, Any]:
+def compute_metrics(
+    o: Outcomes, *, with_coherence: bool, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, Any]:
     """The `erv evaluate --json` object for one prediction set (design.md)."""
     tax = o.taxonomy
     cells = _cell_counts(o)
@@ -182,21 +192,26 @@ def compute_metrics(o: Outcomes, *, with_coherence: bool, n_resamples: int = 100
         "unknown": int((o.pred == k).sum()),
         "per_class_recall": {label: _clean(values["recall"][i]) for i, label in enumerate(tax.labels)},
         "per_class_support": {label: int(confusion_counts[i].sum()) for i, label in enumerate(tax.labels)},
-        "confusion": {tax.labels[i]: {columns[j]: int(confusion_counts[i, j]) for j in range(k + 1)} for i in range(k)},
+        "confusion": {
+            tax.labels[i]: {columns[j]: int(confusion_counts[i, j]) for j in range(k + 1)} for i in range(k)
+        },
     }
     metric_names: tuple[str, ...] = RECOGNITION_METRICS
     if with_coherence:
-        result.update({
-            "judged": int(values["judged"]),
-            "unjudged": o.n - int(values["judged"]),
-            "eea": _clean(values["eea"]),
-            "epc": _clean(values["epc"]),
-            "fcr": _clean(values["fcr"]),
-            "fcr_given_correct": _clean(values["fcr_given_correct"]),
-        })
+        result.update(
+            {
+                "judged": int(values["judged"]),
+                "unjudged": o.n - int(values["judged"]),
+                "eea": _clean(values["eea"]),
+                "epc": _clean(values["epc"]),
+                "fcr": _clean(values["fcr"]),
+                "fcr_given_correct": _clean(values["fcr_given_correct"]),
+            }
+        )
         metric_names = RECOGNITION_METRICS + COHERENCE_METRICS
     result["ci95" if abs(level - 0.95) < 1e-9 else f"ci{round(level * 100)}"] = _bootstrap_cells(
-        cells, n_resamples=n_resamples, seed=seed, level=level, metrics=metric_names)
+        cells, n_resamples=n_resamples, seed=seed, level=level, metrics=metric_names
+    )
     result["bootstrap"] = {"resamples": n_resamples, "seed": seed, "level": level}
     return result
 

@@ -23,8 +23,10 @@ def _fold_table(result: dict[str, Any]) -> list[str]:
     key = _ci_key(result)
     cis = result.get(key, {}) if key else {}
     level = key[2:] if key else "95"
-    lines = [f"{result['dataset']}  n={result['n']}  unknown answers={result['unknown']}"
-             + (f"  judged={result['judged']}  unjudged={result['unjudged']}" if "judged" in result else "")]
+    lines = [
+        f"{result['dataset']}  n={result['n']}  unknown answers={result['unknown']}"
+        + (f"  judged={result['judged']}  unjudged={result['unjudged']}" if "judged" in result else "")
+    ]
     lines.append(f"  {'metric':<12} {'value %':>8}   {level}% interval")
     for name in _ORDER:
         if name not in result:
@@ -49,9 +51,9 @@ def confusion_rows(result: dict[str, Any]) -> tuple[list[str], list[str], list[l
 def _confusion_text(result: dict[str, Any]) -> list[str]:
     rows, columns, matrix = confusion_rows(result)
     width = max(7, max(len(c) for c in columns) + 1)
-    head = " " * 16 + "".join(f"{c[:width - 1]:>{width}}" for c in columns)
+    head = " " * 16 + "".join(f"{c[: width - 1]:>{width}}" for c in columns)
     lines = ["  confusion (rows gold, columns predicted):", "  " + head]
-    for r, counts in zip(rows, matrix):
+    for r, counts in zip(rows, matrix, strict=True):
         lines.append("  " + f"{r:<16}" + "".join(f"{v:>{width}}" for v in counts))
     return lines
 
@@ -87,16 +89,30 @@ def to_markdown(result: dict[str, Any]) -> str:
             if ci:
                 cell += f" [{_pct(ci[0]).strip()}, {_pct(ci[1]).strip()}]"
             cells.append(cell)
-        lines.append(f"| {Path(fold['predictions']).name} | {fold['n']} | {fold['unknown']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {Path(fold['predictions']).name} | {fold['n']} | {fold['unknown']} | " + " | ".join(cells) + " |"
+        )
     if "folds" in result:
-        lines.append("| **mean ± std** | | | " + " | ".join(
-            f"{_pct(result['mean'].get(m)).strip()} ± {_pct(result['std'].get(m)).strip()}" for m in present) + " |")
+        lines.append(
+            "| **mean ± std** | | | "
+            + " | ".join(
+                f"{_pct(result['mean'].get(m)).strip()} ± {_pct(result['std'].get(m)).strip()}" for m in present
+            )
+            + " |"
+        )
     lines += ["", "Values in %, brackets: bootstrap interval. Unknown answers count as wrong."]
     for fold in folds:
         rows, columns, matrix = confusion_rows(fold)
-        lines += ["", f"## Confusion: {Path(fold['predictions']).name}", "",
-                  "| gold \\ predicted | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-        lines += [f"| {r} | " + " | ".join(str(v) for v in counts) + " |" for r, counts in zip(rows, matrix)]
+        lines += [
+            "",
+            f"## Confusion: {Path(fold['predictions']).name}",
+            "",
+            "| gold \\ predicted | " + " | ".join(columns) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
+        lines += [
+            f"| {r} | " + " | ".join(str(v) for v in counts) + " |" for r, counts in zip(rows, matrix, strict=True)
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -125,8 +141,15 @@ def plot_confusions(result: dict[str, Any], out_dir: Path) -> list[Path]:
         ax.set_yticks(range(len(rows)), rows)
         for i in range(len(rows)):
             for j in range(len(columns)):
-                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center",
-                        color="white" if share[i, j] > 0.5 else "black", fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    f"{int(counts[i, j])}",
+                    ha="center",
+                    va="center",
+                    color="white" if share[i, j] > 0.5 else "black",
+                    fontsize=8,
+                )
         ax.set_xlabel("predicted")
         ax.set_ylabel("gold")
         stem = Path(fold["predictions"]).stem

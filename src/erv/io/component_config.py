@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from erv.errors import ConfigError
 
 
-def read_json_config(location: str | os.PathLike[str], filename: str, what: str,
-                     hub_loader: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+def read_json_config(
+    location: str | os.PathLike[str], filename: str, what: str, hub_loader: Callable[[str], dict[str, Any]]
+) -> dict[str, Any]:
     """`location/filename` parsed as JSON, else `hub_loader(location)` for a hub id."""
     local = Path(location) / filename
     if local.is_file():

@@ -25,8 +25,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sys
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Hashable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from erv.io.jsonl import JsonlAppender, PathLike, exclusive_output, write_jsonl
 
@@ -53,8 +54,14 @@ def progress_bar(total: int, desc: str, unit: str, progress: bool | None = None)
     """A tqdm bar on stderr; `progress=None` shows it only on a terminal."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=sys.stderr,
-                disable=None if progress is None else not progress)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        dynamic_ncols=True,
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+    )
 
 
 class BatchWriter:
@@ -100,10 +107,16 @@ class ResumableJob:
     `error`). `key(record)` names the unit a record belongs to (default: its `id`).
     """
 
-    def __init__(self, out: PathLike, command: str, *, load: Callable[[], Iterable[Record]],
-                 arrange: Callable[[Iterable[Record]], list[Record]],
-                 done: Callable[[Record], bool] = _succeeded,
-                 key: Callable[[Record], Hashable] = lambda record: record["id"]) -> None:
+    def __init__(
+        self,
+        out: PathLike,
+        command: str,
+        *,
+        load: Callable[[], Iterable[Record]],
+        arrange: Callable[[Iterable[Record]], list[Record]],
+        done: Callable[[Record], bool] = _succeeded,
+        key: Callable[[Record], Hashable] = lambda record: record["id"],
+    ) -> None:
         self.out = Path(out)
         self.command = command
         self._load, self._arrange, self._done, self._key = load, arrange, done, key
@@ -114,7 +127,7 @@ class ResumableJob:
         self.skipped = 0
 
     # ---------------------------------------------------------------- life cycle
-    def __enter__(self) -> "ResumableJob":
+    def __enter__(self) -> ResumableJob:
         stack = contextlib.ExitStack()
         stack.enter_context(exclusive_output(self.out, self.command))
         try:
@@ -164,8 +177,9 @@ class ResumableJob:
         """Append finished records now (one fsynced write), from synchronous code."""
         self.appender.append_many(records)
 
-    async def run(self, items: Sequence[T], handle: Callable[[T, Callable[[Record], None]], Awaitable[None]], *,
-                  concurrency: int) -> None:
+    async def run(
+        self, items: Sequence[T], handle: Callable[[T, Callable[[Record], None]], Awaitable[None]], *, concurrency: int
+    ) -> None:
         """Process `items` with at most `concurrency` in flight; `handle(item, put)` calls
         `put(record)` for each record it produces (appended in batches off the event loop)."""
         writer = BatchWriter(self.appender)

@@ -15,8 +15,9 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from erv.errors import ConfigError, RecordError
 
@@ -156,8 +157,9 @@ def exclusive_output(out: PathLike, command: str) -> Iterator[None]:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise ConfigError(f"{out}: another `{command}` is writing this file (lock {lock_path}); "
-                              f"wait for it or use another --out") from None
+            raise ConfigError(
+                f"{out}: another `{command}` is writing this file (lock {lock_path}); wait for it or use another --out"
+            ) from None
         yield
     finally:
         handle.close()
@@ -180,8 +182,10 @@ class JsonlAppender:
         size = os.fstat(self._fd).st_size
         if size and os.pread(self._fd, 1, size - 1) != b"\n":
             keep = _after_last_newline(self._fd, size)
-            warnings.warn(f"{self.path}: removing an incomplete last line left by an interrupted write "
-                          f"({size - keep} bytes)", stacklevel=2)
+            warnings.warn(
+                f"{self.path}: removing an incomplete last line left by an interrupted write ({size - keep} bytes)",
+                stacklevel=2,
+            )
             os.ftruncate(self._fd, keep)
 
     def append(self, record: dict[str, Any]) -> None:
@@ -203,7 +207,7 @@ class JsonlAppender:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "JsonlAppender":
+    def __enter__(self) -> JsonlAppender:
         return self
 
     def __exit__(self, *exc: object) -> None:

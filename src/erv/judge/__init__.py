@@ -21,9 +21,19 @@ from erv.judge.prompts import (
 )
 
 __all__ = [
-    "JudgeClient", "JudgeConfig", "JudgeReply", "JudgeReplyError",
-    "FGCE_FUNCTIONS", "FGCE_MODALITIES",
-    "explanation_emotion_prompt", "pseudo_label_prompt", "complement_prompt",
-    "fgce_classify_prompt", "fgce_score_prompt",
-    "parse_emotion_reply", "parse_multi_emotion_reply", "parse_fgce_classification", "parse_fgce_score",
+    "JudgeClient",
+    "JudgeConfig",
+    "JudgeReply",
+    "JudgeReplyError",
+    "FGCE_FUNCTIONS",
+    "FGCE_MODALITIES",
+    "explanation_emotion_prompt",
+    "pseudo_label_prompt",
+    "complement_prompt",
+    "fgce_classify_prompt",
+    "fgce_score_prompt",
+    "parse_emotion_reply",
+    "parse_multi_emotion_reply",
+    "parse_fgce_classification",
+    "parse_fgce_score",
 ]

@@ -54,7 +54,9 @@ class ReplyCache:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise ConfigError(f"{self.path}: cannot open the judge cache ({exc}); pass another --cache or --no-cache") from None
+            raise ConfigError(
+                f"{self.path}: cannot open the judge cache ({exc}); pass another --cache or --no-cache"
+            ) from None
         self._lock = threading.Lock()
         self.hits = 0
         self.stores = 0
@@ -74,7 +76,8 @@ class ReplyCache:
         with self._lock:
             self._conn.execute(
                 "INSERT OR REPLACE INTO replies (key, model, request, reply, created) VALUES (?, ?, ?, ?, ?)",
-                (key, str(request.get("model", "")), payload, reply, time.time()))
+                (key, str(request.get("model", "")), payload, reply, time.time()),
+            )
         self.stores += 1
 
     def __len__(self) -> int:
@@ -85,7 +88,7 @@ class ReplyCache:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "ReplyCache":
+    def __enter__(self) -> ReplyCache:
         return self
 
     def __exit__(self, *exc: object) -> None:

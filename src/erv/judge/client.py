@@ -25,9 +25,10 @@ import asyncio
 import os
 import threading
 import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from erv.errors import ConfigError
 from erv.io.jobs import run_sync
@@ -124,13 +125,13 @@ class _Redactor:
         n = self.MIN_FRAGMENT
         if len(secret) < n:
             return text
-        grams = {secret[i:i + n] for i in range(len(secret) - n + 1)}
+        grams = {secret[i : i + n] for i in range(len(secret) - n + 1)}
         out: list[str] = []
         i = 0
         while i < len(text):
-            if text[i:i + n] in grams:
+            if text[i : i + n] in grams:
                 j = i + n
-                while j < len(text) and text[i:j + 1] in secret:
+                while j < len(text) and text[i : j + 1] in secret:
                     j += 1
                 out.append("***")
                 i = j
@@ -147,10 +148,9 @@ def read_api_key(env_var: str) -> str:
         raise ConfigError(
             f"environment variable {env_var} is not set; export your API key there (or name another variable "
             f"with --api-key-env). Servers without authentication (vLLM, the test server) accept any value, "
-            f"e.g. {env_var}=EMPTY")
+            f"e.g. {env_var}=EMPTY"
+        )
     return value.strip()
-
-
 
 
 class JudgeClient:
@@ -164,7 +164,7 @@ class JudgeClient:
         self._redact = _Redactor(self._api_key)
         self.cache = ReplyCache(config.cache) if config.cache is not None else None
         self._lock = threading.Lock()
-        self._states: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]" = weakref.WeakKeyDictionary()
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self.requests_sent = 0  # replies not served from the cache (successes + failures)
 
     def __repr__(self) -> str:
@@ -172,8 +172,9 @@ class JudgeClient:
 
     # ------------------------------------------------------------ requests
 
-    def build_request(self, prompt: str, *, system: str | None = None, json_mode: bool = False,
-                      seed: int | None = None) -> dict[str, Any]:
+    def build_request(
+        self, prompt: str, *, system: str | None = None, json_mode: bool = False, seed: int | None = None
+    ) -> dict[str, Any]:
         """The JSON body sent for a prompt (also the cache's key material).
 
         `seed` is the API's sampling seed: generation with temperature > 0 (the verifier's
@@ -211,14 +212,25 @@ class JudgeClient:
                     del self._states[closed]
                 from openai import AsyncOpenAI
 
-                client = AsyncOpenAI(api_key=self._api_key, base_url=self.config.base_url,
-                                     timeout=float(self.config.timeout), max_retries=int(self.config.max_retries))
+                client = AsyncOpenAI(
+                    api_key=self._api_key,
+                    base_url=self.config.base_url,
+                    timeout=float(self.config.timeout),
+                    max_retries=int(self.config.max_retries),
+                )
                 state = _LoopState(client, asyncio.Semaphore(int(self.config.concurrency)))
                 self._states[loop] = state
             return state
 
-    async def complete(self, prompt: str, *, system: str | None = None, json_mode: bool = False,
-                       seed: int | None = None, accept: Callable[[str], bool] | None = None) -> JudgeReply:
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        json_mode: bool = False,
+        seed: int | None = None,
+        accept: Callable[[str], bool] | None = None,
+    ) -> JudgeReply:
         """Ask the judge once (the SDK retries transient failures); never raises for API failures.
 
         `accept(text)` decides whether a fresh reply may enter the cache: a reply the caller
@@ -286,8 +298,15 @@ class JudgeClient:
 
     # ------------------------------------------------------------ batches
 
-    async def complete_all(self, prompts: Sequence[str], *, system: str | None = None, json_mode: bool = False,
-                           progress: bool = False, desc: str = "judge") -> list[JudgeReply]:
+    async def complete_all(
+        self,
+        prompts: Sequence[str],
+        *,
+        system: str | None = None,
+        json_mode: bool = False,
+        progress: bool = False,
+        desc: str = "judge",
+    ) -> list[JudgeReply]:
         """All replies in prompt order, on the running loop (concurrency bounded by the config)."""
         from tqdm.auto import tqdm
 
@@ -303,14 +322,23 @@ class JudgeClient:
         finally:
             bar.close()
 
-    def complete_many(self, prompts: Sequence[str], *, system: str | None = None, json_mode: bool = False,
-                      progress: bool = False, desc: str = "judge") -> list[JudgeReply]:
+    def complete_many(
+        self,
+        prompts: Sequence[str],
+        *,
+        system: str | None = None,
+        json_mode: bool = False,
+        progress: bool = False,
+        desc: str = "judge",
+    ) -> list[JudgeReply]:
         """Sync wrapper of :meth:`complete_all`; works even where a loop already runs (Jupyter)."""
         prompts = list(prompts)
 
         async def run() -> list[JudgeReply]:
             try:
-                return await self.complete_all(prompts, system=system, json_mode=json_mode, progress=progress, desc=desc)
+                return await self.complete_all(
+                    prompts, system=system, json_mode=json_mode, progress=progress, desc=desc
+                )
             finally:
                 await self.aclose()
 
@@ -333,13 +361,13 @@ class JudgeClient:
         if self.cache is not None:
             self.cache.close()
 
-    async def __aenter__(self) -> "JudgeClient":
+    async def __aenter__(self) -> JudgeClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def __enter__(self) -> "JudgeClient":
+    def __enter__(self) -> JudgeClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,17 +21,25 @@ from __future__ import annotations
 import json
 import math
 import re
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from importlib import resources
 from string import Template
-from typing import Any, Sequence
+from typing import Any
 
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import ErvError
 
 FGCE_FUNCTIONS: tuple[str, ...] = ("information extraction", "information analysis", "conclusion", "others")
-FGCE_MODALITIES: tuple[str, ...] = ("audio", "visual", "contextual", "audio-contextual", "visual-contextual",
-                                    "audio-visual", "audio-visual-contextual")
+FGCE_MODALITIES: tuple[str, ...] = (
+    "audio",
+    "visual",
+    "contextual",
+    "audio-contextual",
+    "visual-contextual",
+    "audio-visual",
+    "audio-visual-contextual",
+)
 EXPLANATION_PROMPT_VARIANTS: tuple[str, ...] = ("paper", "released")
 _MODALITY_ORDER = ("audio", "visual", "contextual")
 
@@ -40,7 +48,7 @@ class JudgeReplyError(ErvError, ValueError):
     """A judge reply that does not follow the format its prompt asked for."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def _template(name: str) -> Template:
     text = resources.files("erv").joinpath("assets", "judge", f"{name}.txt").read_text(encoding="utf-8")
     return Template(text.rstrip("\n"))
@@ -67,10 +75,15 @@ def _require_text(value: object, what: str) -> str:
 def explanation_emotion_prompt(explanation: str, taxonomy: str | Taxonomy, *, variant: str = "paper") -> str:
     """ERV Figure 3: which single emotion of the dataset's list does the explanation convey."""
     if variant not in EXPLANATION_PROMPT_VARIANTS:
-        raise ValueError(f"unknown explanation prompt variant {variant!r}; choose one of {', '.join(EXPLANATION_PROMPT_VARIANTS)}")
+        raise ValueError(
+            f"unknown explanation prompt variant {variant!r}; choose one of {', '.join(EXPLANATION_PROMPT_VARIANTS)}"
+        )
     tax = get_taxonomy(taxonomy)
-    return _fill(f"explanation_emotion.{variant}", emotion_list=tax.prompt_list(),
-                 explanation=_require_text(explanation, "explanation"))
+    return _fill(
+        f"explanation_emotion.{variant}",
+        emotion_list=tax.prompt_list(),
+        explanation=_require_text(explanation, "explanation"),
+    )
 
 
 def pseudo_label_prompt(explanation: str, taxonomy: str | Taxonomy) -> str:
@@ -83,9 +96,12 @@ def complement_prompt(emotion: str, examples: Sequence[str]) -> str:
     """ERV Figure 7: a two-shot request for a new description of a (rare) emotion."""
     if isinstance(examples, str) or len(examples) != 2:
         raise ValueError("complement_prompt needs exactly two example descriptions (the paper's two-shot prompt)")
-    return _fill("complement", emotion=_require_text(emotion, "emotion").strip(),
-                 example_1=_require_text(examples[0], "example 1").strip(),
-                 example_2=_require_text(examples[1], "example 2").strip())
+    return _fill(
+        "complement",
+        emotion=_require_text(emotion, "emotion").strip(),
+        example_1=_require_text(examples[0], "example 1").strip(),
+        example_2=_require_text(examples[1], "example 2").strip(),
+    )
 
 
 # ---------------------------------------------------------------- CA-EMER FG-CE prompts
@@ -97,8 +113,11 @@ def fgce_classify_prompt(sentence: str, context: str) -> str:
     `context` is the whole explanation the sentence belongs to. The judge must reply with a
     strict JSON object `{function, modality, confidence}` (see :func:`parse_fgce_classification`).
     """
-    return _fill("fgce_classify", sentence=_require_text(sentence, "sentence").strip(),
-                 context=_require_text(context, "context").strip())
+    return _fill(
+        "fgce_classify",
+        sentence=_require_text(sentence, "sentence").strip(),
+        context=_require_text(context, "context").strip(),
+    )
 
 
 def fgce_score_prompt(sentence: str, function: str, *, emotion: str, context: str | None = None) -> str:
@@ -113,7 +132,10 @@ def fgce_score_prompt(sentence: str, function: str, *, emotion: str, context: st
         raise ValueError(f"unknown FG-CE function {function!r}; expected one of {', '.join(FGCE_FUNCTIONS)}")
     if canonical == "others":
         raise ValueError("FG-CE sentences of function 'others' are scored 0 without a judge call")
-    values = {"sentence": _require_text(sentence, "sentence").strip(), "emotion": _require_text(emotion, "emotion").strip()}
+    values = {
+        "sentence": _require_text(sentence, "sentence").strip(),
+        "emotion": _require_text(emotion, "emotion").strip(),
+    }
     if canonical != "conclusion":
         values["context"] = _require_text(context, "context").strip()
     return _fill("fgce_score." + canonical.replace(" ", "_"), **values)
@@ -193,7 +215,7 @@ def _canonical_function(value: object) -> str | None:
 
 
 def _canonical_modality(value: object) -> str | None:
-    """"Visual-Audio" and "audio_visual" name the same modality as "audio-visual"."""
+    """ "Visual-Audio" and "audio_visual" name the same modality as "audio-visual"."""
     if not isinstance(value, str):
         return None
     parts = [p for p in re.split(r"[\s_\-+/&,]+|\band\b", value.strip().lower()) if p]
@@ -213,10 +235,14 @@ def parse_fgce_classification(text: str | None) -> dict[str, Any]:
     obj = _strict_json_object(text, "FG-CE classification")
     function = _canonical_function(obj.get("function"))
     if function is None:
-        raise JudgeReplyError(f"FG-CE classification: function {obj.get('function')!r} is not one of {', '.join(FGCE_FUNCTIONS)}")
+        raise JudgeReplyError(
+            f"FG-CE classification: function {obj.get('function')!r} is not one of {', '.join(FGCE_FUNCTIONS)}"
+        )
     modality = _canonical_modality(obj.get("modality"))
     if modality is None:
-        raise JudgeReplyError(f"FG-CE classification: modality {obj.get('modality')!r} is not one of {', '.join(FGCE_MODALITIES)}")
+        raise JudgeReplyError(
+            f"FG-CE classification: modality {obj.get('modality')!r} is not one of {', '.join(FGCE_MODALITIES)}"
+        )
     confidence = obj.get("confidence")
     if confidence is not None:
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float, str)):

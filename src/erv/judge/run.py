@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from erv.data.completions import extract_think
 from erv.data.emotions import Taxonomy, get_taxonomy
+from erv.data.records import Prediction, parse_judgment, read_predictions
 from erv.errors import ConfigError
 from erv.io.jobs import ResumableJob, progress_bar, run_sync
+from erv.io.jsonl import iter_json_records
 from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
 from erv.judge.prompts import EXPLANATION_PROMPT_VARIANTS, explanation_emotion_prompt, parse_emotion_reply
-from erv.io.jsonl import iter_json_records
-from erv.data.records import Prediction, parse_judgment, read_predictions
 
 NO_EXPLANATION = "no explanation: the response has no <think>…</think> text"
 EMPTY_EXPLANATION = "no explanation: the <think>…</think> text is empty"
@@ -66,24 +67,42 @@ class JudgeRunSummary:
 # ---------------------------------------------------------------- output file helpers
 
 
-def load_existing(out: Path, taxonomy: Taxonomy, *, model: str, prompt: str,
-                  known_ids: dict[str, int], predictions_path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+def load_existing(
+    out: Path,
+    taxonomy: Taxonomy,
+    *,
+    model: str,
+    prompt: str,
+    known_ids: dict[str, int],
+    predictions_path: str | os.PathLike[str],
+) -> dict[str, dict[str, Any]]:
     """Existing records of `out`, compacted to one per id; refuses files from another run setup."""
     chosen: dict[str, dict[str, Any]] = {}
     if not out.exists() or out.stat().st_size == 0:
         return chosen
     for where, record in iter_json_records(out, tolerate_torn_tail=True):
         if record.get("dataset") not in (None, taxonomy.name):  # before its labels are checked against ours
-            raise ConfigError(f"{where}: written for dataset {record.get('dataset')!r}, this run uses --dataset {taxonomy.name}; use another --out")
+            raise ConfigError(
+                f"{where}: written for dataset {record.get('dataset')!r}, this run uses --dataset {taxonomy.name}; "
+                f"use another --out"
+            )
         judgment = parse_judgment(record, where, taxonomy)
         if judgment.judge != model:
             raise ConfigError(
                 f"{where}: sample {judgment.id!r} was judged by {judgment.judge!r}, this run uses --model {model!r}; "
-                f"judgments of two models must not be mixed in one file: use another --out, or delete {out} to start over")
+                f"judgments of two models must not be mixed in one file: use another --out, or delete {out} to "
+                f"start over"
+            )
         if record.get("prompt") not in (None, prompt):
-            raise ConfigError(f"{where}: written with prompt variant {record.get('prompt')!r}, this run uses --prompt {prompt}; use another --out")
+            raise ConfigError(
+                f"{where}: written with prompt variant {record.get('prompt')!r}, this run uses --prompt {prompt}; "
+                f"use another --out"
+            )
         if judgment.id not in known_ids:
-            raise ConfigError(f"{where}: sample {judgment.id!r} is not in {predictions_path}; is {out} the judgment file of other predictions?")
+            raise ConfigError(
+                f"{where}: sample {judgment.id!r} is not in {predictions_path}; is {out} the judgment file of other "
+                f"predictions?"
+            )
         record = dict(record)
         record["id"] = judgment.id
         if judgment.explanation_emotion is not None:
@@ -102,15 +121,40 @@ def compact(records: dict[str, dict[str, Any]], order: dict[str, int]) -> list[d
 # ---------------------------------------------------------------- the job
 
 
-def _record(pred: Prediction, config: JudgeConfig, taxonomy: Taxonomy, prompt: str, *,
-            emotion: str | None, raw: str | None, error: str | None, cached: bool = False,
-            retries: int | None = None) -> dict[str, Any]:
-    return {"id": pred.id, "judge": config.model, "explanation_emotion": emotion, "raw": raw, "error": error,
-            "cached": cached, "retries": retries, "dataset": taxonomy.name, "prompt": prompt}
+def _record(
+    pred: Prediction,
+    config: JudgeConfig,
+    taxonomy: Taxonomy,
+    prompt: str,
+    *,
+    emotion: str | None,
+    raw: str | None,
+    error: str | None,
+    cached: bool = False,
+    retries: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": pred.id,
+        "judge": config.model,
+        "explanation_emotion": emotion,
+        "raw": raw,
+        "error": error,
+        "cached": cached,
+        "retries": retries,
+        "dataset": taxonomy.name,
+        "prompt": prompt,
+    }
 
 
-async def _judge_all(job: ResumableJob, todo: list[tuple[Prediction, str | None, str | None]], client: JudgeClient,
-                     taxonomy: Taxonomy, prompt_variant: str, summary: JudgeRunSummary, progress: bool | None) -> None:
+async def _judge_all(
+    job: ResumableJob,
+    todo: list[tuple[Prediction, str | None, str | None]],
+    client: JudgeClient,
+    taxonomy: Taxonomy,
+    prompt_variant: str,
+    summary: JudgeRunSummary,
+    progress: bool | None,
+) -> None:
     config = client.config
     bar = progress_bar(len(todo), f"judge {config.model}", "sample", progress)
 
@@ -142,8 +186,17 @@ async def _judge_all(job: ResumableJob, todo: list[tuple[Prediction, str | None,
         reply = await client.complete(prompt)
         if reply.ok:
             emotion = parse_emotion_reply(reply.text, taxonomy)
-            record = _record(pred, config, taxonomy, prompt_variant, emotion=emotion, raw=reply.text, error=None,
-                             cached=reply.cached, retries=reply.retries)
+            record = _record(
+                pred,
+                config,
+                taxonomy,
+                prompt_variant,
+                emotion=emotion,
+                raw=reply.text,
+                error=None,
+                cached=reply.cached,
+                retries=reply.retries,
+            )
         else:
             record = _record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=reply.error)
         account(record, reply, put)
@@ -155,12 +208,22 @@ async def _judge_all(job: ResumableJob, todo: list[tuple[Prediction, str | None,
         await client.aclose()
 
 
-def run_judge(predictions: str | os.PathLike[str], dataset: str | Taxonomy, out: str | os.PathLike[str],
-              config: JudgeConfig, *, limit: int | None = None, prompt_variant: str = "paper",
-              allow_unclosed_think: bool = False, progress: bool | None = None) -> JudgeRunSummary:
+def run_judge(
+    predictions: str | os.PathLike[str],
+    dataset: str | Taxonomy,
+    out: str | os.PathLike[str],
+    config: JudgeConfig,
+    *,
+    limit: int | None = None,
+    prompt_variant: str = "paper",
+    allow_unclosed_think: bool = False,
+    progress: bool | None = None,
+) -> JudgeRunSummary:
     """Judge every prediction's explanation into `out` (resuming it); returns the counts."""
     if prompt_variant not in EXPLANATION_PROMPT_VARIANTS:
-        raise ConfigError(f"unknown prompt variant {prompt_variant!r}; choose one of {', '.join(EXPLANATION_PROMPT_VARIANTS)}")
+        raise ConfigError(
+            f"unknown prompt variant {prompt_variant!r}; choose one of {', '.join(EXPLANATION_PROMPT_VARIANTS)}"
+        )
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     taxonomy = get_taxonomy(dataset)
@@ -170,9 +233,14 @@ def run_judge(predictions: str | os.PathLike[str], dataset: str | Taxonomy, out:
     selected = all_predictions[:limit] if limit is not None else all_predictions
     summary = JudgeRunSummary(total=len(selected))
 
-    job = ResumableJob(out, "erv judge", arrange=lambda records: compact({r["id"]: r for r in records}, order),
-                       load=lambda: load_existing(out, taxonomy, model=config.model, prompt=prompt_variant,
-                                                  known_ids=order, predictions_path=predictions).values())
+    job = ResumableJob(
+        out,
+        "erv judge",
+        arrange=lambda records: compact({r["id"]: r for r in records}, order),
+        load=lambda: load_existing(
+            out, taxonomy, model=config.model, prompt=prompt_variant, known_ids=order, predictions_path=predictions
+        ).values(),
+    )
     with job:
         todo: list[tuple[Prediction, str | None, str | None]] = []
         for pred in job.pending(selected, lambda p: p.id):
@@ -191,8 +259,12 @@ def run_judge(predictions: str | os.PathLike[str], dataset: str | Taxonomy, out:
                 run_sync(lambda: _judge_all(job, todo, client, taxonomy, prompt_variant, summary, progress))
                 summary.requests = client.requests_sent
             elif todo:  # only samples without explanation: no endpoint needed
-                job.write([_record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem)
-                           for pred, _, problem in todo])
+                job.write(
+                    [
+                        _record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem)
+                        for pred, _, problem in todo
+                    ]
+                )
                 summary.failed += len(todo)
                 summary.no_explanation += len(todo)
         finally:

@@ -9,12 +9,11 @@ import numpy as np
 import torch
 
 from erv.errors import ConfigError, MediaError
-from erv.media.common import AUDIO_MODES, AudioMissingError, AudioMode, SAMPLE_RATE, check_file
+from erv.media.common import AUDIO_MODES, SAMPLE_RATE, AudioMissingError, AudioMode, check_file
 from erv.media.container import MediaFile, open_container
 
 
-def crop_waveform(wave: np.ndarray, start: float | None, end: float | None,
-                   source: str = "audio") -> np.ndarray:
+def crop_waveform(wave: np.ndarray, start: float | None, end: float | None, source: str = "audio") -> np.ndarray:
     """Reference semantics (process_audio): crop only when both bounds are given.
 
     A window that holds no sample is missing audio (the reference would silently feed
@@ -30,8 +29,10 @@ def crop_waveform(wave: np.ndarray, start: float | None, end: float | None,
     lo = max(0, int(start * SAMPLE_RATE))
     hi = min(len(wave), int(end * SAMPLE_RATE))
     if hi <= lo:
-        raise AudioMissingError(f"{source}: no audio in the window start={start}, end={end} s "
-                                f"(the track lasts {len(wave) / SAMPLE_RATE:.2f} s)")
+        raise AudioMissingError(
+            f"{source}: no audio in the window start={start}, end={end} s "
+            f"(the track lasts {len(wave) / SAMPLE_RATE:.2f} s)"
+        )
     return wave[lo:hi]
 
 
@@ -68,8 +69,9 @@ def _decode_audio_reference(path: str) -> np.ndarray:
     return data.numpy().astype(np.float32, copy=False)
 
 
-def read_audio(source: str | os.PathLike[str], *, mode: AudioMode = "ffmpeg",
-               start: float | None = None, end: float | None = None) -> np.ndarray:
+def read_audio(
+    source: str | os.PathLike[str], *, mode: AudioMode = "ffmpeg", start: float | None = None, end: float | None = None
+) -> np.ndarray:
     """16 kHz mono float32 waveform of a video or audio file.
 
     Raises :class:`AudioMissingError` when the file has no audio track (or an empty one) and

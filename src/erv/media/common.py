@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence, Union
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from erv.errors import ConfigError, MediaError
-
 
 NUM_FRAMES = 8
 """Frames per video in R1-Omni / ERV (`constants.NUM_FRAMES`)."""
@@ -31,8 +31,8 @@ AspectRatio = Literal["pad"] | None
 AudioMode = Literal["ffmpeg", "reference"]
 MissingAudioPolicy = Literal["zeros", "skip", "error"]
 VideoBackend = Literal["pyav", "decord"]
-FrameLike = Union[np.ndarray, Image.Image, str, os.PathLike]
-VideoInput = Union[str, os.PathLike, np.ndarray, Sequence[FrameLike]]
+FrameLike = np.ndarray | Image.Image | str | os.PathLike
+VideoInput = str | os.PathLike | np.ndarray | Sequence[FrameLike]
 
 AUDIO_MODES = ("ffmpeg", "reference")
 MISSING_AUDIO_POLICIES = ("zeros", "skip", "error")

@@ -6,14 +6,15 @@ from __future__ import annotations
 import bisect
 import fractions
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from erv.errors import MediaError
-from erv.media.common import AudioMissingError, GIF_FPS, NUM_FRAMES, SAMPLE_RATE, check_file
+from erv.media.common import GIF_FPS, NUM_FRAMES, SAMPLE_RATE, AudioMissingError, check_file
 from erv.media.sampling import select_frame_indices
 
 
@@ -44,7 +45,9 @@ def open_container(path: str, *, fast_probe: bool = True):
     incomplete = any(
         (st.type == "video" and not st.codec_context.width)
         or (st.type == "audio" and (not st.codec_context.sample_rate or not st.codec_context.channels))
-        for st in container.streams if st.type in ("video", "audio") and st.codec_context is not None)
+        for st in container.streams
+        if st.type in ("video", "audio") and st.codec_context is not None
+    )
     if incomplete:
         container.close()
         return attempt(None)
@@ -66,13 +69,14 @@ def _rotation_turns(frame: Any) -> int:
 # Video decoding
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class DecodedFrames:
     """Raw RGB frames of one video and where they came from."""
 
-    frames: list[np.ndarray]            # each (H, W, 3) uint8
-    indices: list[int] | None           # frame indices read from the file/folder; None for arrays
-    num_available: int | None           # frames in the source
+    frames: list[np.ndarray]  # each (H, W, 3) uint8
+    indices: list[int] | None  # frame indices read from the file/folder; None for arrays
+    num_available: int | None  # frames in the source
     fps: float | None
     source: str
 
@@ -102,7 +106,9 @@ class MediaFile:
                     for packet in self._container.demux(wanted):
                         if packet.size == 0:
                             continue
-                        (self.video_packets if packet.stream.index == video_index else self.audio_packets).append(packet)
+                        (self.video_packets if packet.stream.index == video_index else self.audio_packets).append(
+                            packet
+                        )
                 except av.FFmpegError as exc:
                     raise MediaError(f"cannot read {self.path}: corrupt media ({exc})") from exc
         except BaseException:
@@ -112,16 +118,21 @@ class MediaFile:
     def close(self) -> None:
         self._container.close()
 
-    def __enter__(self) -> "MediaFile":
+    def __enter__(self) -> MediaFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------------ frames
-    def frames(self, num_frames: int | None = NUM_FRAMES, start: float | None = None,
-               end: float | None = None, threads: int = 1,
-               on_frame: Callable[[int, np.ndarray], None] | None = None) -> DecodedFrames:
+    def frames(
+        self,
+        num_frames: int | None = NUM_FRAMES,
+        start: float | None = None,
+        end: float | None = None,
+        threads: int = 1,
+        on_frame: Callable[[int, np.ndarray], None] | None = None,
+    ) -> DecodedFrames:
         """Decode only what the sampled frames need, replicating decord's frame numbering.
 
         decord numbers frames by sorting the stream's packets by pts, and reaches a frame by
@@ -167,7 +178,7 @@ class MediaFile:
             ctx.thread_type = "FRAME"
         ctx.thread_count = threads
         got: dict[int, np.ndarray] = {}
-        state = {"turns": None, "out": 0, "position": 0}   # position = decord's curr_frame_
+        state = {"turns": None, "out": 0, "position": 0}  # position = decord's curr_frame_
         # One converter for all frames: `frame.to_ndarray` would build a new swscale context
         # per frame, each starting (and joining) one slice thread per CPU.
         reformatter = av.video.reformatter.VideoReformatter()
@@ -212,8 +223,9 @@ class MediaFile:
             raise MediaError(f"cannot decode {path}: corrupt video data ({exc})") from exc
         missing = [t for t in targets if t not in got]
         if missing:
-            raise MediaError(f"{path}: could not decode frame(s) {missing} of {len(packets)} "
-                             f"(truncated or corrupt video)")
+            raise MediaError(
+                f"{path}: could not decode frame(s) {missing} of {len(packets)} (truncated or corrupt video)"
+            )
         return DecodedFrames([got[i] for i in wanted], wanted, len(packets), fps, path)
 
     # ------------------------------------------------------------------ audio

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,10 +28,10 @@ def expand_to_square(frame: np.ndarray, fill: Sequence[int]) -> np.ndarray:
     canvas[...] = np.asarray(fill, dtype=np.uint8)
     if w > h:
         top = (w - h) // 2
-        canvas[top:top + h] = frame
+        canvas[top : top + h] = frame
     else:
         left = (h - w) // 2
-        canvas[:, left:left + w] = frame
+        canvas[:, left : left + w] = frame
     return canvas
 
 
@@ -43,10 +44,18 @@ class FrameProcessor:
     the very same operations, which makes it exact and about ten times faster.
     """
 
-    def __init__(self, size: int | tuple[int, int] = 224, *, image_mean: Sequence[float] = (0.5, 0.5, 0.5),
-                 image_std: Sequence[float] = (0.5, 0.5, 0.5), rescale_factor: float = 1 / 255,
-                 resample: int = Image.Resampling.BICUBIC, do_resize: bool = True,
-                 do_rescale: bool = True, do_normalize: bool = True) -> None:
+    def __init__(
+        self,
+        size: int | tuple[int, int] = 224,
+        *,
+        image_mean: Sequence[float] = (0.5, 0.5, 0.5),
+        image_std: Sequence[float] = (0.5, 0.5, 0.5),
+        rescale_factor: float = 1 / 255,
+        resample: int = Image.Resampling.BICUBIC,
+        do_resize: bool = True,
+        do_rescale: bool = True,
+        do_normalize: bool = True,
+    ) -> None:
         self.height, self.width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.image_mean = [float(m) for m in image_mean]
         self.image_std = [float(s) for s in image_std]
@@ -79,7 +88,7 @@ class FrameProcessor:
         return out
 
     @classmethod
-    def from_pretrained(cls, vision_tower: str | os.PathLike[str]) -> "FrameProcessor":
+    def from_pretrained(cls, vision_tower: str | os.PathLike[str]) -> FrameProcessor:
         """Read `preprocessor_config.json` of a SigLIP folder or hub id (cached, never downloaded here)."""
         cfg = _load_preprocessor_config(vision_tower, "vision tower (SigLIP)")
         size = cfg.get("size") or {}
@@ -88,16 +97,22 @@ class FrameProcessor:
         elif isinstance(size, int):
             hw = size
         else:
-            raise ConfigError(f"{vision_tower}: preprocessor size {size!r} is not a fixed height x width; "
-                              f"only SigLIP-style square resizing is supported")
+            raise ConfigError(
+                f"{vision_tower}: preprocessor size {size!r} is not a fixed height x width; "
+                f"only SigLIP-style square resizing is supported"
+            )
         if cfg.get("do_center_crop"):
             raise ConfigError(f"{vision_tower}: center-cropping image processors are not supported")
-        return cls(hw, image_mean=cfg.get("image_mean", (0.5, 0.5, 0.5)),
-                   image_std=cfg.get("image_std", (0.5, 0.5, 0.5)),
-                   rescale_factor=cfg.get("rescale_factor", 1 / 255),
-                   resample=cfg.get("resample", Image.Resampling.BICUBIC),
-                   do_resize=cfg.get("do_resize", True), do_rescale=cfg.get("do_rescale", True),
-                   do_normalize=cfg.get("do_normalize", True))
+        return cls(
+            hw,
+            image_mean=cfg.get("image_mean", (0.5, 0.5, 0.5)),
+            image_std=cfg.get("image_std", (0.5, 0.5, 0.5)),
+            rescale_factor=cfg.get("rescale_factor", 1 / 255),
+            resample=cfg.get("resample", Image.Resampling.BICUBIC),
+            do_resize=cfg.get("do_resize", True),
+            do_rescale=cfg.get("do_rescale", True),
+            do_normalize=cfg.get("do_normalize", True),
+        )
 
     def resize(self, frame: np.ndarray) -> np.ndarray:
         if not self.do_resize or frame.shape[:2] == (self.height, self.width):
@@ -118,7 +133,7 @@ class FrameProcessor:
         sizes = {r.shape for r in resized}
         if len(sizes) != 1:
             raise MediaError(f"frames have different sizes after preprocessing: {sorted(sizes)}")
-        batch = np.stack(resized)                         # (T, H, W, 3) uint8
+        batch = np.stack(resized)  # (T, H, W, 3) uint8
         out = np.empty((batch.shape[0], 3) + batch.shape[1:3], dtype=np.float32)
         for c in range(3):
             np.take(self._lut[c], batch[..., c], out=out[:, c])
@@ -148,17 +163,19 @@ class AudioFeatureExtractor:
     the extractor (max difference ~6e-8); it is 3x faster for short clips.
     """
 
-    def __init__(self, extractor: "WhisperFeatureExtractor", *, exact: bool = False) -> None:
+    def __init__(self, extractor: WhisperFeatureExtractor, *, exact: bool = False) -> None:
         if int(extractor.sampling_rate) != SAMPLE_RATE:
-            raise ConfigError(f"the Whisper feature extractor expects {extractor.sampling_rate} Hz; "
-                              f"this pipeline produces {SAMPLE_RATE} Hz audio")
+            raise ConfigError(
+                f"the Whisper feature extractor expects {extractor.sampling_rate} Hz; "
+                f"this pipeline produces {SAMPLE_RATE} Hz audio"
+            )
         self.extractor = extractor
         self.exact = exact or float(getattr(extractor, "dither", 0.0) or 0.0) != 0.0
         self._mel = torch.from_numpy(np.asarray(extractor.mel_filters)).to(torch.float32).T.contiguous()
         self._window = torch.hann_window(extractor.n_fft)
 
     @classmethod
-    def from_pretrained(cls, audio_tower: str | os.PathLike[str], *, exact: bool = False) -> "AudioFeatureExtractor":
+    def from_pretrained(cls, audio_tower: str | os.PathLike[str], *, exact: bool = False) -> AudioFeatureExtractor:
         from transformers import WhisperFeatureExtractor
 
         try:
@@ -177,8 +194,9 @@ class AudioFeatureExtractor:
 
     def __call__(self, waveform: np.ndarray | torch.Tensor) -> torch.Tensor:
         """(mel bins, frames) float32 features of a 16 kHz mono waveform; NaN -> -1.5 as the reference."""
-        wave = np.asarray(waveform.detach().cpu() if isinstance(waveform, torch.Tensor) else waveform,
-                          dtype=np.float32).reshape(-1)
+        wave = np.asarray(
+            waveform.detach().cpu() if isinstance(waveform, torch.Tensor) else waveform, dtype=np.float32
+        ).reshape(-1)
         if self.exact:
             feats = self.extractor(wave, sampling_rate=SAMPLE_RATE, return_tensors="pt")["input_features"][0]
         else:
@@ -196,7 +214,7 @@ class AudioFeatureExtractor:
         needed = ((len(wave) + n_fft // 2 + 1 + hop - 1) // hop + 1) * hop
         length = min(n_samples, needed)
         buf = np.zeros(length, dtype=np.float32)
-        buf[:len(wave)] = wave
+        buf[: len(wave)] = wave
         stft = torch.stft(torch.from_numpy(buf), n_fft, hop, window=self._window, return_complex=True)
         computed = min(length // hop, total_frames)
         power = (stft[..., :computed].abs() ** 2).contiguous()

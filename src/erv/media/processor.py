@@ -6,14 +6,30 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 
 from erv.errors import ConfigError, MediaError
 from erv.media.audio import crop_waveform, read_audio
-from erv.media.common import ASPECT_RATIOS, AUDIO_MODES, AspectRatio, AudioMissingError, AudioMode, DUMMY_VIDEO_FRAMES, MISSING_AUDIO_POLICIES, MISSING_AUDIO_SECONDS, MissingAudioPolicy, NUM_FRAMES, SAMPLE_RATE, VIDEO_BACKENDS, VideoBackend, VideoInput, resolve_threads
+from erv.media.common import (
+    ASPECT_RATIOS,
+    AUDIO_MODES,
+    DUMMY_VIDEO_FRAMES,
+    MISSING_AUDIO_POLICIES,
+    MISSING_AUDIO_SECONDS,
+    NUM_FRAMES,
+    SAMPLE_RATE,
+    VIDEO_BACKENDS,
+    AspectRatio,
+    AudioMissingError,
+    AudioMode,
+    MissingAudioPolicy,
+    VideoBackend,
+    VideoInput,
+    resolve_threads,
+)
 from erv.media.container import DecodedFrames, MediaFile
 from erv.media.features import AudioFeatureExtractor, FrameProcessor
 from erv.media.video import read_video_frames
@@ -23,15 +39,15 @@ from erv.media.video import read_video_frames
 class MediaSample:
     """Model-ready media of one sample."""
 
-    pixel_values: torch.Tensor                    # (T, 3, H, W) float32
-    audio_features: torch.Tensor | None           # (mel bins, frames) float32; None if not requested
-    audio_missing: bool = False                   # no audio: features are the zeros substitute
-    frame_indices: list[int] | None = None        # indices read from the source (None for arrays)
+    pixel_values: torch.Tensor  # (T, 3, H, W) float32
+    audio_features: torch.Tensor | None  # (mel bins, frames) float32; None if not requested
+    audio_missing: bool = False  # no audio: features are the zeros substitute
+    frame_indices: list[int] | None = None  # indices read from the source (None for arrays)
     source: str | None = None
-    audio_missing_reason: str | None = None       # why, when audio_missing
+    audio_missing_reason: str | None = None  # why, when audio_missing
 
 
-AudioInput = Union[None, str, os.PathLike, np.ndarray, torch.Tensor]
+AudioInput = None | str | os.PathLike | np.ndarray | torch.Tensor
 
 
 class MediaProcessor:
@@ -42,10 +58,18 @@ class MediaProcessor:
     makes :meth:`load` return None, "error" raises :class:`AudioMissingError`.
     """
 
-    def __init__(self, frame_processor: FrameProcessor, feature_extractor: AudioFeatureExtractor | None, *,
-                 num_frames: int | None = NUM_FRAMES, aspect_ratio: AspectRatio = None,
-                 audio_mode: AudioMode = "ffmpeg", on_missing_audio: MissingAudioPolicy = "zeros",
-                 video_backend: VideoBackend = "pyav", decode_threads: int | str | None = "auto") -> None:
+    def __init__(
+        self,
+        frame_processor: FrameProcessor,
+        feature_extractor: AudioFeatureExtractor | None,
+        *,
+        num_frames: int | None = NUM_FRAMES,
+        aspect_ratio: AspectRatio = None,
+        audio_mode: AudioMode = "ffmpeg",
+        on_missing_audio: MissingAudioPolicy = "zeros",
+        video_backend: VideoBackend = "pyav",
+        decode_threads: int | str | None = "auto",
+    ) -> None:
         if aspect_ratio not in ASPECT_RATIOS:
             raise ConfigError(f"aspect_ratio must be 'pad' or None, got {aspect_ratio!r}")
         if audio_mode not in AUDIO_MODES:
@@ -63,10 +87,22 @@ class MediaProcessor:
         self.video_backend = video_backend
         self.decode_threads = decode_threads
 
-    def frames(self, video: VideoInput, *, start: float | None = None, end: float | None = None,
-               aspect_ratio: AspectRatio | str = "default") -> tuple[torch.Tensor, DecodedFrames]:
-        decoded = read_video_frames(video, num_frames=self.num_frames, start=start, end=end,
-                                    backend=self.video_backend, threads=self.decode_threads)
+    def frames(
+        self,
+        video: VideoInput,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        aspect_ratio: AspectRatio | str = "default",
+    ) -> tuple[torch.Tensor, DecodedFrames]:
+        decoded = read_video_frames(
+            video,
+            num_frames=self.num_frames,
+            start=start,
+            end=end,
+            backend=self.video_backend,
+            threads=self.decode_threads,
+        )
         ratio = self.aspect_ratio if aspect_ratio == "default" else aspect_ratio
         return self.frame_processor(decoded.frames, aspect_ratio=ratio), decoded  # type: ignore[arg-type]
 
@@ -75,8 +111,7 @@ class MediaProcessor:
         fp = self.frame_processor
         return torch.zeros(DUMMY_VIDEO_FRAMES, 3, fp.height, fp.width)
 
-    def waveform(self, audio: AudioInput, *, start: float | None = None,
-                 end: float | None = None) -> np.ndarray:
+    def waveform(self, audio: AudioInput, *, start: float | None = None, end: float | None = None) -> np.ndarray:
         """16 kHz mono waveform from a file or an array (arrays must already be 16 kHz mono)."""
         if isinstance(audio, (str, os.PathLike)):
             return read_audio(audio, mode=self.audio_mode, start=start, end=end)
@@ -102,8 +137,9 @@ class MediaProcessor:
             raise ConfigError("this MediaProcessor has no Whisper feature extractor")
         return self.feature_extractor(wave)
 
-    def audio(self, audio: AudioInput, *, start: float | None = None,
-              end: float | None = None) -> tuple[torch.Tensor | None, str | None]:
+    def audio(
+        self, audio: AudioInput, *, start: float | None = None, end: float | None = None
+    ) -> tuple[torch.Tensor | None, str | None]:
         """(features, why the audio is missing or None) under the missing-audio policy.
 
         Features None means the sample is skipped (policy "skip").
@@ -116,9 +152,17 @@ class MediaProcessor:
                 return None, missing
         return self._features(wave), missing
 
-    def load(self, video: VideoInput | None, audio: AudioInput = None, *, start: float | None = None,
-             end: float | None = None, with_audio: bool = True, with_video: bool = True,
-             aspect_ratio: AspectRatio | str = "default") -> MediaSample | None:
+    def load(
+        self,
+        video: VideoInput | None,
+        audio: AudioInput = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        with_audio: bool = True,
+        with_video: bool = True,
+        aspect_ratio: AspectRatio | str = "default",
+    ) -> MediaSample | None:
         """Frames and Whisper features of one sample; None when skipped by the missing-audio policy.
 
         `audio=None` reads the audio track of the video file itself (the reference's behaviour);
@@ -126,8 +170,14 @@ class MediaProcessor:
         """
         ratio = self.aspect_ratio if aspect_ratio == "default" else aspect_ratio
         is_file = isinstance(video, (str, os.PathLike)) and not Path(video).is_dir()
-        if (with_video and with_audio and audio is None and is_file
-                and self.video_backend == "pyav" and self.audio_mode == "ffmpeg"):
+        if (
+            with_video
+            and with_audio
+            and audio is None
+            and is_file
+            and self.video_backend == "pyav"
+            and self.audio_mode == "ffmpeg"
+        ):
             threads = resolve_threads(self.decode_threads)
             with MediaFile(video) as mf:  # type: ignore[arg-type]
                 if mf.audio_stream is None and self.on_missing_audio != "zeros":
@@ -164,8 +214,9 @@ class MediaProcessor:
                 return None
         return self._sample(pixels, features, missing, indices, source)
 
-    def _load_overlapped(self, mf: "MediaFile", start: float | None, end: float | None,
-                         ratio: AspectRatio, threads: int):
+    def _load_overlapped(
+        self, mf: MediaFile, start: float | None, end: float | None, ratio: AspectRatio, threads: int
+    ):
         """Video decoding on this thread; audio and frame resizing on one helper thread.
 
         The video decoder is the critical path, so it keeps `threads - 1` FFmpeg frame threads
@@ -184,8 +235,9 @@ class MediaProcessor:
             features, missing = audio_job.result()
         return self.frame_processor.to_tensor(resized), decoded, features, missing
 
-    def _file_audio(self, mf: "MediaFile", start: float | None,
-                    end: float | None) -> tuple[torch.Tensor | None, str | None]:
+    def _file_audio(
+        self, mf: MediaFile, start: float | None, end: float | None
+    ) -> tuple[torch.Tensor | None, str | None]:
         try:
             wave, missing = crop_waveform(mf.audio(), start, end, mf.path), None
         except AudioMissingError as exc:
@@ -194,6 +246,12 @@ class MediaProcessor:
                 return None, missing
         return self._features(wave), missing
 
-    def _sample(self, pixels: torch.Tensor, features: torch.Tensor | None, missing: str | None,
-                indices: list[int] | None, source: str | None) -> MediaSample:
+    def _sample(
+        self,
+        pixels: torch.Tensor,
+        features: torch.Tensor | None,
+        missing: str | None,
+        indices: list[int] | None,
+        source: str | None,
+    ) -> MediaSample:
         return MediaSample(pixels, features, missing is not None, indices, source, missing)

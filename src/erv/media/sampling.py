@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from erv.errors import MediaError
@@ -35,8 +34,9 @@ def fps_frame_indices(num_available: int, fps: float, frames_per_second: int = 1
     return list(range(segment // 2, num_available, segment))
 
 
-def crop_frame_range(num_frames_of_video: int, fps: float, start: float | None = None,
-                     end: float | None = None) -> tuple[int, int]:
+def crop_frame_range(
+    num_frames_of_video: int, fps: float, start: float | None = None, end: float | None = None
+) -> tuple[int, int]:
     """First and last frame index (inclusive) of the [start, end] seconds window, as the reference.
 
     Semantics kept from `process_video`: when both bounds are given they are clamped at 0,
@@ -54,16 +54,24 @@ def crop_frame_range(num_frames_of_video: int, fps: float, start: float | None =
     return first, last
 
 
-def select_frame_indices(num_frames_of_video: int, fps: float, num_frames: int | None,
-                         start: float | None = None, end: float | None = None,
-                         *, source: str = "video") -> list[int]:
+def select_frame_indices(
+    num_frames_of_video: int,
+    fps: float,
+    num_frames: int | None,
+    start: float | None = None,
+    end: float | None = None,
+    *,
+    source: str = "video",
+) -> list[int]:
     """Indices of the frames the reference would read (crop window, then sampling)."""
     if num_frames_of_video < 1:
         raise MediaError(f"{source}: no frames to read")
     first, last = crop_frame_range(num_frames_of_video, fps, start, end)
     if last < first:
-        raise MediaError(f"{source}: the window start={start}, end={end} s contains no frame "
-                         f"({num_frames_of_video} frames at {fps:g} fps)")
+        raise MediaError(
+            f"{source}: the window start={start}, end={end} s contains no frame "
+            f"({num_frames_of_video} frames at {fps:g} fps)"
+        )
     span = last - first + 1
     if num_frames is None:
         picked = fps_frame_indices(span, fps)

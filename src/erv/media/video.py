@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 from erv.errors import ConfigError, MediaError
-from erv.media.common import FRAME_FOLDER_FPS, FrameLike, GIF_FPS, IMAGE_SUFFIXES, NUM_FRAMES, VIDEO_BACKENDS, VideoBackend, VideoInput, check_file, resolve_threads
+from erv.media.common import (
+    FRAME_FOLDER_FPS,
+    GIF_FPS,
+    IMAGE_SUFFIXES,
+    NUM_FRAMES,
+    VIDEO_BACKENDS,
+    FrameLike,
+    VideoBackend,
+    VideoInput,
+    check_file,
+    resolve_threads,
+)
 from erv.media.container import DecodedFrames, MediaFile
 from erv.media.sampling import select_frame_indices
 
 
-def _decode_decord(path: str, num_frames: int | None, start: float | None, end: float | None,
-                   threads: int) -> DecodedFrames:
+def _decode_decord(
+    path: str, num_frames: int | None, start: float | None, end: float | None, threads: int
+) -> DecodedFrames:
     """The reference reader itself (decord VideoReader + get_batch)."""
     try:
         import decord
@@ -50,8 +62,10 @@ def _frame_folder_files(folder: Path) -> list[Path]:
     names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
     bad = [n for n in names if Path(n).suffix.lower() not in IMAGE_SUFFIXES]
     if bad:
-        raise MediaError(f"frame folder {folder} contains non-image entries {bad[:5]}: frame "
-                         f"numbering would differ from the folder's frames")
+        raise MediaError(
+            f"frame folder {folder} contains non-image entries {bad[:5]}: frame "
+            f"numbering would differ from the folder's frames"
+        )
     if not names:
         raise MediaError(f"frame folder {folder} contains no frames")
     return [folder / n for n in names]
@@ -72,9 +86,15 @@ def _to_rgb_array(frame: FrameLike, where: str) -> np.ndarray:
     return arr[..., :3]
 
 
-def read_video_frames(video: VideoInput, *, num_frames: int | None = NUM_FRAMES,
-                      start: float | None = None, end: float | None = None,
-                      backend: VideoBackend = "pyav", threads: int | str | None = "auto") -> DecodedFrames:
+def read_video_frames(
+    video: VideoInput,
+    *,
+    num_frames: int | None = NUM_FRAMES,
+    start: float | None = None,
+    end: float | None = None,
+    backend: VideoBackend = "pyav",
+    threads: int | str | None = "auto",
+) -> DecodedFrames:
     """RGB uint8 frames of a video file, a folder of frames, or given frames (reference rules).
 
     * file: `num_frames` uniformly sampled frames (crop window first), decoded with `backend`;
@@ -90,8 +110,7 @@ def read_video_frames(video: VideoInput, *, num_frames: int | None = NUM_FRAMES,
         path = Path(video)
         if path.is_dir():
             files = _frame_folder_files(path)
-            wanted = select_frame_indices(len(files), FRAME_FOLDER_FPS, num_frames, start, end,
-                                          source=str(path))
+            wanted = select_frame_indices(len(files), FRAME_FOLDER_FPS, num_frames, start, end, source=str(path))
             cache: dict[int, np.ndarray] = {}
             frames = []
             for i in wanted:

@@ -70,8 +70,10 @@ def checkpoint_dir(path: str | os.PathLike[str]) -> Path:
 
             return Path(snapshot_download(repo_id=name))
         except Exception as exc:  # offline, unknown repo, no permission ...
-            raise ConfigError(f"checkpoint folder {name} does not exist, and it could not be fetched as a hub "
-                              f"repository ({type(exc).__name__}: {exc})") from exc
+            raise ConfigError(
+                f"checkpoint folder {name} does not exist, and it could not be fetched as a hub "
+                f"repository ({type(exc).__name__}: {exc})"
+            ) from exc
     raise ConfigError(f"checkpoint folder {local} does not exist")
 
 
@@ -87,8 +89,10 @@ def read_checkpoint_config(ckpt: Path) -> dict[str, Any]:
         raise ConfigError(f"{cfg_file} does not hold a JSON object")
     model_type = data.get("model_type")
     if model_type != MODEL_TYPE:
-        raise ConfigError(f"{cfg_file} has model_type {model_type!r}, expected {MODEL_TYPE!r} "
-                          f"(a HumanOmni / R1-Omni / ERV checkpoint)")
+        raise ConfigError(
+            f"{cfg_file} has model_type {model_type!r}, expected {MODEL_TYPE!r} "
+            f"(a HumanOmni / R1-Omni / ERV checkpoint)"
+        )
     return data
 
 
@@ -142,8 +146,10 @@ def resolve_attn_implementation(name: str | None, device_map: Any = None) -> str
     if name == "auto":
         return "flash_attention_2" if is_flash_attn_2_available() and torch.cuda.is_available() else "sdpa"
     if name == "flash_attention_2" and not is_flash_attn_2_available():
-        raise ConfigError("attn_implementation='flash_attention_2' needs the flash-attn package "
-                          "(pip install -e .[flash-attn]); use 'sdpa' otherwise")
+        raise ConfigError(
+            "attn_implementation='flash_attention_2' needs the flash-attn package "
+            "(pip install -e .[flash-attn]); use 'sdpa' otherwise"
+        )
     return name
 
 
@@ -156,14 +162,22 @@ def _sub_config(cls: Any, location: str, what: str) -> Any:
     try:
         return cls.from_pretrained(location)
     except Exception as exc:
-        raise ConfigError(f"cannot read the {what} config from {location!r} ({type(exc).__name__}: {exc}); "
-                          f"pass its folder explicitly or a components_dir that contains it") from exc
+        raise ConfigError(
+            f"cannot read the {what} config from {location!r} ({type(exc).__name__}: {exc}); "
+            f"pass its folder explicitly or a components_dir that contains it"
+        ) from exc
 
 
-def prepare_config(path: str | os.PathLike[str], *, config: HumanOmniQwen2Config | None = None,
-                   vision_tower: str | None = None, audio_tower: str | None = None, bert: str | None = None,
-                   components_dir: str | os.PathLike[str] | None = None,
-                   tower_weights: str = "original") -> tuple[Path, HumanOmniQwen2Config, ComponentPaths, set[str]]:
+def prepare_config(
+    path: str | os.PathLike[str],
+    *,
+    config: HumanOmniQwen2Config | None = None,
+    vision_tower: str | None = None,
+    audio_tower: str | None = None,
+    bert: str | None = None,
+    components_dir: str | os.PathLike[str] | None = None,
+    tower_weights: str = "original",
+) -> tuple[Path, HumanOmniQwen2Config, ComponentPaths, set[str]]:
     """Check the folder and complete its config (module doc, steps 1-4)."""
     from transformers import BertConfig, SiglipVisionConfig, WhisperConfig
 
@@ -182,18 +196,25 @@ def prepare_config(path: str | os.PathLike[str], *, config: HumanOmniQwen2Config
     else:
         config = config.__class__.from_dict(config.to_dict())  # never mutate the caller's object
     try:
-        paths = resolve_components(ckpt, config, vision_tower=vision_tower, audio_tower=audio_tower, bert=bert,
-                                   components_dir=components_dir)
+        paths = resolve_components(
+            ckpt, config, vision_tower=vision_tower, audio_tower=audio_tower, bert=bert, components_dir=components_dir
+        )
     except ConfigError as exc:
-        self_contained = (tower_weights == "checkpoint" and config.vision_config is not None
-                          and config.audio_config is not None and config.bert_config is not None)
+        self_contained = (
+            tower_weights == "checkpoint"
+            and config.vision_config is not None
+            and config.audio_config is not None
+            and config.bert_config is not None
+        )
         if not self_contained:
             raise
         # Everything needed is stored with the checkpoint; the folders only matter to the processor.
         logger.warning("%s; loading the model from the checkpoint alone (tower_weights='checkpoint')", exc)
-        paths = ComponentPaths(vision_tower=vision_tower or config.mm_vision_tower or "",
-                               audio_tower=audio_tower or config.mm_audio_tower or "",
-                               bert=bert or config.mm_bert_tower or "")
+        paths = ComponentPaths(
+            vision_tower=vision_tower or config.mm_vision_tower or "",
+            audio_tower=audio_tower or config.mm_audio_tower or "",
+            bert=bert or config.mm_bert_tower or "",
+        )
 
     if tower_weights == "original" or config.vision_config is None:
         config.vision_config = _sub_config(SiglipVisionConfig, paths.vision_tower, "vision tower (SigLIP)")
@@ -205,11 +226,17 @@ def prepare_config(path: str | os.PathLike[str], *, config: HumanOmniQwen2Config
         config.mm_hidden_size = config.vision_config.hidden_size
     config.sync_tower_fields()
     config.mm_vision_tower, config.mm_audio_tower, config.mm_bert_tower = (
-        paths.vision_tower, paths.audio_tower, paths.bert)
+        paths.vision_tower,
+        paths.audio_tower,
+        paths.bert,
+    )
 
     if any(k.startswith(COMPRESSOR_PREFIX) for k in keys) and config.mm_feature_compressor is None:
-        logger.info("%s holds model.feature_compressor.* weights (upstream HumanOmni): enabling the slow-fast "
-                    "video token compressor", ckpt)
+        logger.info(
+            "%s holds model.feature_compressor.* weights (upstream HumanOmni): enabling the slow-fast "
+            "video token compressor",
+            ckpt,
+        )
         config.mm_feature_compressor = "slow_fast"
     return ckpt, config, paths, keys
 
@@ -244,8 +271,10 @@ def _load_tower_source(cls: Any, location: str, what: str, dtype: torch.dtype) -
         with quiet_transformers_loading():
             model, info = cls.from_pretrained(location, dtype=dtype, output_loading_info=True)
     except Exception as exc:
-        raise ConfigError(f"cannot load the {what} weights from {location!r} ({type(exc).__name__}: {exc}); "
-                          f"pass its folder explicitly, a components_dir, or tower_weights='checkpoint'") from exc
+        raise ConfigError(
+            f"cannot load the {what} weights from {location!r} ({type(exc).__name__}: {exc}); "
+            f"pass its folder explicitly, a components_dir, or tower_weights='checkpoint'"
+        ) from exc
     return model, set(info.get("missing_keys", ()))
 
 
@@ -258,10 +287,12 @@ def _copy_weights(target: torch.nn.Module, source: torch.nn.Module, what: str, l
 
         gathered = deepspeed.zero.GatheredParameters(list(target.parameters()), modifier_rank=0)
     with gathered:
-        result = target.load_state_dict(source.state_dict(), strict=False)
+        result = target.load_state_dict(source.state_dict(), strict=True)
     if result.missing_keys or result.unexpected_keys:
-        raise ConfigError(f"the {what} at {location} does not fit the checkpoint's tower: missing "
-                          f"{_fmt_keys(result.missing_keys)}; unexpected {_fmt_keys(result.unexpected_keys)}")
+        raise ConfigError(
+            f"the {what} at {location} does not fit the checkpoint's tower: missing "
+            f"{_fmt_keys(result.missing_keys)}; unexpected {_fmt_keys(result.unexpected_keys)}"
+        )
 
 
 def load_original_towers(model: Any, paths: ComponentPaths) -> None:
@@ -278,8 +309,9 @@ def load_original_towers(model: Any, paths: ComponentPaths) -> None:
     del source
 
     encoder_target = inner.audio_tower.audio_tower.encoder
-    source, missing = _load_tower_source(WhisperForAudioClassification, paths.audio_tower, "audio tower (Whisper)",
-                                         encoder_target.conv1.weight.dtype)
+    source, missing = _load_tower_source(
+        WhisperForAudioClassification, paths.audio_tower, "audio tower (Whisper)", encoder_target.conv1.weight.dtype
+    )
     missing = {k for k in missing if k.startswith("encoder.")}
     if missing:
         raise ConfigError(f"the audio tower at {paths.audio_tower} lacks encoder weights: {_fmt_keys(missing)}")
@@ -289,11 +321,16 @@ def load_original_towers(model: Any, paths: ComponentPaths) -> None:
 def _load_bert_fallback(model: Any, paths: ComponentPaths, ckpt: Path) -> None:
     from transformers import BertModel
 
-    logger.warning("%s has no model.bert_model.* weights; using the BERT weights of %s (what the reference "
-                   "builds its gate's text encoder from)", ckpt, paths.bert)
+    logger.warning(
+        "%s has no model.bert_model.* weights; using the BERT weights of %s (what the reference "
+        "builds its gate's text encoder from)",
+        ckpt,
+        paths.bert,
+    )
     target = model.model.bert_model
-    source, missing = _load_tower_source(BertModel, paths.bert, "BERT text encoder",
-                                         target.embeddings.word_embeddings.weight.dtype)
+    source, missing = _load_tower_source(
+        BertModel, paths.bert, "BERT text encoder", target.embeddings.word_embeddings.weight.dtype
+    )
     if missing - {k for k in missing if k.startswith("pooler.")}:
         raise ConfigError(f"the BERT folder {paths.bert} lacks weights: {_fmt_keys(missing)}")
     _copy_weights(target, source, "BERT text encoder", paths.bert)
@@ -312,8 +349,10 @@ def _check_loading(info: dict[str, Any], ckpt: Path, tower_weights: str, paths: 
     """Raise on keys that do not fit (module doc, step 5); return whether BERT must come from its folder."""
     unexpected = set(info.get("unexpected_keys", ()))
     if unexpected:
-        raise ConfigError(f"{ckpt} holds weights this model has no place for{_blame_components(unexpected, paths)}: "
-                          f"{_fmt_keys(unexpected)}")
+        raise ConfigError(
+            f"{ckpt} holds weights this model has no place for{_blame_components(unexpected, paths)}: "
+            f"{_fmt_keys(unexpected)}"
+        )
     mismatched = info.get("mismatched_keys") or ()
     if mismatched:
         shown = "; ".join(f"{k}: checkpoint {tuple(a)} vs model {tuple(b)}" for k, a, b in sorted(mismatched)[:8])
@@ -326,18 +365,31 @@ def _check_loading(info: dict[str, Any], ckpt: Path, tower_weights: str, paths: 
     bert_missing = {k for k in missing if k.startswith(BERT_PREFIX)}
     missing -= bert_missing
     if missing:
-        hint = " (use tower_weights='original' to read the towers from their folders)" if any(
-            k.startswith((VISION_PREFIX, AUDIO_PREFIX)) for k in missing) else ""
+        hint = (
+            " (use tower_weights='original' to read the towers from their folders)"
+            if any(k.startswith((VISION_PREFIX, AUDIO_PREFIX)) for k in missing)
+            else ""
+        )
         raise ConfigError(f"{ckpt} lacks weights the model needs: {_fmt_keys(missing)}{hint}")
     return bool(bert_missing)
 
 
 # --------------------------------------------------------------------------------- entry point
-def load_checkpoint(model_cls: Any, path: str | os.PathLike[str], *, vision_tower: str | None = None, audio_tower: str | None = None,
-               bert: str | None = None, components_dir: str | os.PathLike[str] | None = None,
-               torch_dtype: torch.dtype | str | None = None, tower_weights: str = "original",
-               device_map: Any = None, attn_implementation: str | None = "sdpa",
-               config: HumanOmniQwen2Config | None = None, **hf_kwargs: Any):
+def load_checkpoint(
+    model_cls: Any,
+    path: str | os.PathLike[str],
+    *,
+    vision_tower: str | None = None,
+    audio_tower: str | None = None,
+    bert: str | None = None,
+    components_dir: str | os.PathLike[str] | None = None,
+    torch_dtype: torch.dtype | str | None = None,
+    tower_weights: str = "original",
+    device_map: Any = None,
+    attn_implementation: str | None = "sdpa",
+    config: HumanOmniQwen2Config | None = None,
+    **hf_kwargs: Any,
+):
     """A `model_cls` (HumanOmniQwen2ForCausalLM) loaded from `path`; see the module doc for what is
     resolved and checked.
 
@@ -353,16 +405,29 @@ def load_checkpoint(model_cls: Any, path: str | os.PathLike[str], *, vision_towe
         hf_kwargs.pop(name, None)
     dtype = resolve_dtype(torch_dtype)
     attn = resolve_attn_implementation(attn_implementation, device_map)
-    ckpt, config, paths, _ = prepare_config(path, config=config, vision_tower=vision_tower, audio_tower=audio_tower,
-                                            bert=bert, components_dir=components_dir, tower_weights=tower_weights)
+    ckpt, config, paths, _ = prepare_config(
+        path,
+        config=config,
+        vision_tower=vision_tower,
+        audio_tower=audio_tower,
+        bert=bert,
+        components_dir=components_dir,
+        tower_weights=tower_weights,
+    )
     for name in [k for k in hf_kwargs if hasattr(config, k)]:  # config overrides, e.g. use_cache=False
         setattr(config, name, hf_kwargs.pop(name))
     hf_kwargs.setdefault("ignore_mismatched_sizes", True)  # so that _check_loading can name them
     try:
         with quiet_transformers_loading():
             model, info = model_cls._from_pretrained_checkpoint(
-                str(ckpt), config=config, dtype=dtype, device_map=device_map, attn_implementation=attn,
-                output_loading_info=True, **hf_kwargs)
+                str(ckpt),
+                config=config,
+                dtype=dtype,
+                device_map=device_map,
+                attn_implementation=attn,
+                output_loading_info=True,
+                **hf_kwargs,
+            )
     except ConfigError:
         raise
     except (OSError, RuntimeError, ValueError) as exc:

@@ -82,44 +82,144 @@ class HumanOmniQwen2Config(Qwen2Config):
 
 def _llm_fields(size: str) -> dict[str, Any]:
     if size == "0.5B":
-        return dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                    num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
-                    max_position_embeddings=32768, max_window_layers=21, rope_theta=1000000.0,
-                    rms_norm_eps=1e-6, bos_token_id=151643, eos_token_id=151645)
+        return dict(
+            hidden_size=896,
+            intermediate_size=4864,
+            num_hidden_layers=24,
+            num_attention_heads=14,
+            num_key_value_heads=2,
+            vocab_size=151936,
+            tie_word_embeddings=True,
+            max_position_embeddings=32768,
+            max_window_layers=21,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-6,
+            bos_token_id=151643,
+            eos_token_id=151645,
+        )
     if size == "7B":
-        return dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-                    num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False,
-                    max_position_embeddings=32768, max_window_layers=28, rope_theta=1000000.0,
-                    rms_norm_eps=1e-6, bos_token_id=151643, eos_token_id=151645)
+        return dict(
+            hidden_size=3584,
+            intermediate_size=18944,
+            num_hidden_layers=28,
+            num_attention_heads=28,
+            num_key_value_heads=4,
+            vocab_size=152064,
+            tie_word_embeddings=False,
+            max_position_embeddings=32768,
+            max_window_layers=28,
+            rope_theta=1000000.0,
+            rms_norm_eps=1e-6,
+            bos_token_id=151643,
+            eos_token_id=151645,
+        )
     raise ValueError(size)
 
 
-SIGLIP_BASE_224 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                       image_size=224, patch_size=16, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
-SIGLIP_SO400M_384 = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
-                         image_size=384, patch_size=14, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
-WHISPER_LARGE_V3 = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120,
-                        decoder_layers=32, decoder_attention_heads=20, decoder_ffn_dim=5120, num_mel_bins=128,
-                        max_source_positions=1500, max_target_positions=448, vocab_size=51866,
-                        classifier_proj_size=256, activation_function="gelu", scale_embedding=False,
-                        pad_token_id=50256, bos_token_id=50257, eos_token_id=50257, decoder_start_token_id=50258)
-BERT_BASE_UNCASED = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                         intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2,
-                         hidden_act="gelu", layer_norm_eps=1e-12, pad_token_id=0)
+SIGLIP_BASE_224 = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    image_size=224,
+    patch_size=16,
+    hidden_act="gelu_pytorch_tanh",
+    layer_norm_eps=1e-6,
+)
+SIGLIP_SO400M_384 = dict(
+    hidden_size=1152,
+    intermediate_size=4304,
+    num_hidden_layers=27,
+    num_attention_heads=16,
+    image_size=384,
+    patch_size=14,
+    hidden_act="gelu_pytorch_tanh",
+    layer_norm_eps=1e-6,
+)
+WHISPER_LARGE_V3 = dict(
+    d_model=1280,
+    encoder_layers=32,
+    encoder_attention_heads=20,
+    encoder_ffn_dim=5120,
+    decoder_layers=32,
+    decoder_attention_heads=20,
+    decoder_ffn_dim=5120,
+    num_mel_bins=128,
+    max_source_positions=1500,
+    max_target_positions=448,
+    vocab_size=51866,
+    classifier_proj_size=256,
+    activation_function="gelu",
+    scale_embedding=False,
+    pad_token_id=50256,
+    bos_token_id=50257,
+    eos_token_id=50257,
+    decoder_start_token_id=50258,
+)
+BERT_BASE_UNCASED = dict(
+    vocab_size=30522,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    max_position_embeddings=512,
+    type_vocab_size=2,
+    hidden_act="gelu",
+    layer_norm_eps=1e-12,
+    pad_token_id=0,
+)
 
 PRESETS = ("humanomni-0.5b", "humanomni-7b", "humanomni-tiny")
 
 # A few-MB model with the 0.5B layout, for tests, demos and CPU smoke runs (random weights).
-_TINY_LLM = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, vocab_size=512, tie_word_embeddings=True, max_position_embeddings=4096,
-                 max_window_layers=2, rope_theta=1000000.0, rms_norm_eps=1e-6, bos_token_id=500, eos_token_id=502)
-_TINY_SIGLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                    image_size=32, patch_size=8, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
-_TINY_WHISPER = dict(d_model=32, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=64, decoder_layers=1,
-                     decoder_attention_heads=4, decoder_ffn_dim=64, num_mel_bins=128, max_source_positions=50,
-                     max_target_positions=32, classifier_proj_size=16)
-_TINY_BERT = dict(vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                  max_position_embeddings=128, type_vocab_size=2, pad_token_id=0)
+_TINY_LLM = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=512,
+    tie_word_embeddings=True,
+    max_position_embeddings=4096,
+    max_window_layers=2,
+    rope_theta=1000000.0,
+    rms_norm_eps=1e-6,
+    bos_token_id=500,
+    eos_token_id=502,
+)
+_TINY_SIGLIP = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    image_size=32,
+    patch_size=8,
+    hidden_act="gelu_pytorch_tanh",
+    layer_norm_eps=1e-6,
+)
+_TINY_WHISPER = dict(
+    d_model=32,
+    encoder_layers=2,
+    encoder_attention_heads=4,
+    encoder_ffn_dim=64,
+    decoder_layers=1,
+    decoder_attention_heads=4,
+    decoder_ffn_dim=64,
+    num_mel_bins=128,
+    max_source_positions=50,
+    max_target_positions=32,
+    classifier_proj_size=16,
+)
+_TINY_BERT = dict(
+    vocab_size=1000,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=128,
+    type_vocab_size=2,
+    pad_token_id=0,
+)
 
 
 def preset_config(name: str, **overrides: Any) -> HumanOmniQwen2Config:
@@ -134,15 +234,29 @@ def preset_config(name: str, **overrides: Any) -> HumanOmniQwen2Config:
     """
     key = name.lower()
     if key == "humanomni-0.5b":
-        llm, vision, projector, tower = _llm_fields("0.5B"), SIGLIP_BASE_224, "all_in_one_small", "siglip-base-patch16-224"
+        llm, vision, projector, tower = (
+            _llm_fields("0.5B"),
+            SIGLIP_BASE_224,
+            "all_in_one_small",
+            "siglip-base-patch16-224",
+        )
     elif key == "humanomni-7b":
         llm, vision, projector, tower = _llm_fields("7B"), SIGLIP_SO400M_384, "all_in_one", "siglip-so400m-patch14-384"
     elif key == "humanomni-tiny":
-        fields = dict(_TINY_LLM, vision_config=SiglipVisionConfig(**_TINY_SIGLIP),
-                      audio_config=WhisperConfig(**_TINY_WHISPER), bert_config=BertConfig(**_TINY_BERT),
-                      mm_vision_tower="siglip-tiny", mm_audio_tower="whisper-tiny", mm_bert_tower="bert-tiny",
-                      mm_projector_type="all_in_one_small", num_frames=4, use_sliding_window=False,
-                      sliding_window=None, architectures=["HumanOmniQwen2ForCausalLM"])
+        fields = dict(
+            _TINY_LLM,
+            vision_config=SiglipVisionConfig(**_TINY_SIGLIP),
+            audio_config=WhisperConfig(**_TINY_WHISPER),
+            bert_config=BertConfig(**_TINY_BERT),
+            mm_vision_tower="siglip-tiny",
+            mm_audio_tower="whisper-tiny",
+            mm_bert_tower="bert-tiny",
+            mm_projector_type="all_in_one_small",
+            num_frames=4,
+            use_sliding_window=False,
+            sliding_window=None,
+            architectures=["HumanOmniQwen2ForCausalLM"],
+        )
         fields.update(overrides)
         return HumanOmniQwen2Config(**fields)
     else:

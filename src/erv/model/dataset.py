@@ -19,17 +19,18 @@ Records are dicts (or a JSON/JSONL file of them) with:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Dataset
 
 from erv.errors import ConfigError, MediaError, RecordError
+from erv.io.jsonl import read_json_records
 from erv.media import AspectRatio
 from erv.model.constants import IGNORE_INDEX
 from erv.model.processor import HumanOmniProcessor, strip_modal_tags
-from erv.io.jsonl import read_json_records
 
 OnError = Literal["raise", "skip"]
 
@@ -47,8 +48,9 @@ def record_instruction(record: dict[str, Any], default: str | None = None, *, wh
                 return strip_modal_tags(turn["value"])
     if default is not None:
         return default
-    raise RecordError(f"{where}: no instruction (expected 'instruction', 'problem' or a human turn "
-                      f"in 'conversations')")
+    raise RecordError(
+        f"{where}: no instruction (expected 'instruction', 'problem' or a human turn in 'conversations')"
+    )
 
 
 def record_answer(record: dict[str, Any], *, where: str = "record") -> str:
@@ -74,11 +76,19 @@ class HumanOmniDataset(Dataset):
     of stopping the run; the missing-audio policy of the processor applies as well.
     """
 
-    def __init__(self, records: Sequence[dict[str, Any]] | str | os.PathLike[str],
-                 processor: HumanOmniProcessor, *, video_root: str | os.PathLike[str] | None = None,
-                 instruction: str | None = None, with_answers: bool = False,
-                 prompt_style: str | None = None, modal: str | None = None,
-                 aspect_ratio: AspectRatio | str = "default", on_error: OnError = "raise") -> None:
+    def __init__(
+        self,
+        records: Sequence[dict[str, Any]] | str | os.PathLike[str],
+        processor: HumanOmniProcessor,
+        *,
+        video_root: str | os.PathLike[str] | None = None,
+        instruction: str | None = None,
+        with_answers: bool = False,
+        prompt_style: str | None = None,
+        modal: str | None = None,
+        aspect_ratio: AspectRatio | str = "default",
+        on_error: OnError = "raise",
+    ) -> None:
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if isinstance(records, (str, os.PathLike)):
@@ -129,16 +139,27 @@ class HumanOmniDataset(Dataset):
         proc = self.processor
         question = rec.get("question")
         if self.with_answers:
-            ex = proc.build_training_example(instruction, record_answer(rec, where=where), question=question,
-                                             style=self.prompt_style, modal=self.modal)
+            ex = proc.build_training_example(
+                instruction,
+                record_answer(rec, where=where),
+                question=question,
+                style=self.prompt_style,
+                modal=self.modal,
+            )
             item.update(input_ids=ex["input_ids"], labels=ex["labels"], question=ex["question"])
         else:
             enc = proc.encode_prompt(instruction, question=question, style=self.prompt_style, modal=self.modal)
             item.update(input_ids=enc.input_ids, question=enc.question)
         item["bert"] = proc.tokenize_question(item["question"])
         try:
-            media = proc.load_media(video, self.resolve(rec.get("audio")), modal=self.modal,
-                                    start=rec.get("start"), end=rec.get("end"), aspect_ratio=self.aspect_ratio)
+            media = proc.load_media(
+                video,
+                self.resolve(rec.get("audio")),
+                modal=self.modal,
+                start=rec.get("start"),
+                end=rec.get("end"),
+                aspect_ratio=self.aspect_ratio,
+            )
         except MediaError as exc:
             if self.on_error == "raise":
                 raise MediaError(f"{where} (id {sample_id}): {exc}") from exc
@@ -165,10 +186,16 @@ class HumanOmniCollator:
         from transformers import BatchFeature
 
         kept = [it for it in items if it.get("media") is not None]
-        skipped = [{"id": it["id"], "video": it.get("video"), "reason": it.get("skip_reason")}
-                   for it in items if it.get("media") is None]
-        data: dict[str, Any] = {"ids": [it["id"] for it in kept], "videos": [it.get("video") for it in kept],
-                                "skipped": skipped}
+        skipped = [
+            {"id": it["id"], "video": it.get("video"), "reason": it.get("skip_reason")}
+            for it in items
+            if it.get("media") is None
+        ]
+        data: dict[str, Any] = {
+            "ids": [it["id"] for it in kept],
+            "videos": [it.get("video") for it in kept],
+            "skipped": skipped,
+        }
         if not kept:
             return BatchFeature(data=data)
         proc = self.processor
@@ -185,12 +212,24 @@ class HumanOmniCollator:
         return BatchFeature(data=data)
 
 
-def make_dataloader(dataset: HumanOmniDataset, *, batch_size: int = 1, num_workers: int = 0,
-                    shuffle: bool = False, padding_side: str | None = None, **kwargs: Any) -> torch.utils.data.DataLoader:
+def make_dataloader(
+    dataset: HumanOmniDataset,
+    *,
+    batch_size: int = 1,
+    num_workers: int = 0,
+    shuffle: bool = False,
+    padding_side: str | None = None,
+    **kwargs: Any,
+) -> torch.utils.data.DataLoader:
     """A DataLoader with the collator, persistent workers and prefetching when workers are used."""
     if num_workers > 0:
         kwargs.setdefault("persistent_workers", True)
         kwargs.setdefault("prefetch_factor", 2)
-    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                                       collate_fn=HumanOmniCollator(dataset.processor, padding_side=padding_side),
-                                       **kwargs)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        collate_fn=HumanOmniCollator(dataset.processor, padding_side=padding_side),
+        **kwargs,
+    )

@@ -28,17 +28,34 @@ from transformers.utils import can_return_tuple
 
 from erv.errors import ConfigError
 from erv.model.checkpoint import load_checkpoint
-from erv.model.configuration import (AUDIO_POOL_STRIDE, BERT_GATE_WIDTH, COMPRESSOR_MID_CHANNELS,
-                                     FEATURE_COMPRESSORS, NUM_BRANCHES, HumanOmniQwen2Config)
-from erv.model.projectors import (GATED_PROJECTORS, AllInOneProjector, SlowFastCompressor, bilinear_face_pool,
-                                  build_audio_projector, build_vision_projector, fuse_branches)
+from erv.model.configuration import (
+    AUDIO_POOL_STRIDE,
+    BERT_GATE_WIDTH,
+    COMPRESSOR_MID_CHANNELS,
+    FEATURE_COMPRESSORS,
+    NUM_BRANCHES,
+    HumanOmniQwen2Config,
+)
 from erv.model.constants import AUDIO_PLACEHOLDER, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
-from erv.model.splicing import (ModelInputError,
-                                SplicedInputs, position_ids_from_mask, splice_multimodal)
+from erv.model.projectors import (
+    GATED_PROJECTORS,
+    AllInOneProjector,
+    SlowFastCompressor,
+    bilinear_face_pool,
+    build_audio_projector,
+    build_vision_projector,
+    fuse_branches,
+)
+from erv.model.splicing import ModelInputError, SplicedInputs, position_ids_from_mask, splice_multimodal
 from erv.model.towers import SiglipVisionTower, WhisperAudioTower
 
-MULTIMODAL_KWARGS = ("pixel_values_videos", "audio_input_features", "bert_input_ids", "bert_attention_mask",
-                     "bert_token_type_ids")
+MULTIMODAL_KWARGS = (
+    "pixel_values_videos",
+    "audio_input_features",
+    "bert_input_ids",
+    "bert_attention_mask",
+    "bert_token_type_ids",
+)
 
 
 def _check_config(config: HumanOmniQwen2Config) -> None:
@@ -47,46 +64,62 @@ def _check_config(config: HumanOmniQwen2Config) -> None:
         raise ConfigError(
             f"the HumanOmni config has no {', '.join(missing)}: a released checkpoint only names its towers, "
             f"so load it with erv.model.load_model / load_pretrained (which reads the tower configs), or build "
-            f"a full config with erv.model.preset_config")
+            f"a full config with erv.model.preset_config"
+        )
     if config.mm_feature_compressor not in FEATURE_COMPRESSORS:
-        raise ConfigError(f"mm_feature_compressor must be one of {FEATURE_COMPRESSORS}, "
-                          f"got {config.mm_feature_compressor!r}")
+        raise ConfigError(
+            f"mm_feature_compressor must be one of {FEATURE_COMPRESSORS}, got {config.mm_feature_compressor!r}"
+        )
     vision_width = config.vision_config.hidden_size
     if config.mm_hidden_size is not None and config.mm_hidden_size != vision_width:
-        raise ConfigError(f"mm_hidden_size {config.mm_hidden_size} does not match the vision tower's width "
-                          f"{vision_width} ({config.mm_vision_tower})")
+        raise ConfigError(
+            f"mm_hidden_size {config.mm_hidden_size} does not match the vision tower's width "
+            f"{vision_width} ({config.mm_vision_tower})"
+        )
     if config.mm_projector_type in GATED_PROJECTORS:
         side = config.vision_config.image_size // config.vision_config.patch_size
         needs_odd = config.mm_projector_type == "all_in_one"
         if (side % 2 == 1) != needs_odd:
             raise ConfigError(
                 f"{config.mm_projector_type} needs an {'odd' if needs_odd else 'even'} patch grid, but the vision "
-                f"tower has {side}x{side} patches (its branches would give different token counts)")
+                f"tower has {side}x{side} patches (its branches would give different token counts)"
+            )
 
 
 class HumanOmniQwen2Model(Qwen2Model):
     """Qwen2 decoder plus the multimodal modules (towers, projectors, BERT, gate)."""
 
     config_class = HumanOmniQwen2Config
-    _no_split_modules = ["Qwen2DecoderLayer", "SiglipEncoderLayer", "WhisperEncoderLayer", "BertLayer",
-                         "AllInOneProjector"]
+    _no_split_modules = [
+        "Qwen2DecoderLayer",
+        "SiglipEncoderLayer",
+        "WhisperEncoderLayer",
+        "BertLayer",
+        "AllInOneProjector",
+    ]
 
     def __init__(self, config: HumanOmniQwen2Config) -> None:
         _check_config(config)
         super().__init__(config)
         config.sync_tower_fields()
-        self.vision_tower = SiglipVisionTower(config.vision_config, select_layer=config.mm_vision_select_layer,
-                                              select_feature=config.mm_vision_select_feature)
-        self.mm_projector = build_vision_projector(config.mm_projector_type, config.mm_hidden_size,
-                                                   config.hidden_size)
+        self.vision_tower = SiglipVisionTower(
+            config.vision_config,
+            select_layer=config.mm_vision_select_layer,
+            select_feature=config.mm_vision_select_feature,
+        )
+        self.mm_projector = build_vision_projector(config.mm_projector_type, config.mm_hidden_size, config.hidden_size)
         self.bert_model = BertModel._from_config(config.bert_config)
-        self.bert_gate = nn.Sequential(nn.Linear(config.bert_config.hidden_size, BERT_GATE_WIDTH), nn.GELU(),
-                                       nn.Linear(BERT_GATE_WIDTH, NUM_BRANCHES))
+        self.bert_gate = nn.Sequential(
+            nn.Linear(config.bert_config.hidden_size, BERT_GATE_WIDTH),
+            nn.GELU(),
+            nn.Linear(BERT_GATE_WIDTH, NUM_BRANCHES),
+        )
         if config.mm_feature_compressor == "slow_fast":
             self.feature_compressor = SlowFastCompressor(config.mm_hidden_size, COMPRESSOR_MID_CHANNELS)
         self.audio_tower = WhisperAudioTower(config.audio_config)
-        self.audio_projector = build_audio_projector(config.mm_audio_projector_type, config.audio_hidden_size,
-                                                     config.hidden_size)
+        self.audio_projector = build_audio_projector(
+            config.mm_audio_projector_type, config.audio_hidden_size, config.hidden_size
+        )
         self.post_init()
 
     # ----------------------------------------------------------------------------- sizes
@@ -109,11 +142,16 @@ class HumanOmniQwen2Model(Qwen2Model):
         return self.audio_tower.config.max_source_positions // AUDIO_POOL_STRIDE
 
     # ----------------------------------------------------------------------------- encoders
-    def branch_probs(self, bert_input_ids: torch.Tensor, bert_attention_mask: torch.Tensor | None = None,
-                     bert_token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def branch_probs(
+        self,
+        bert_input_ids: torch.Tensor,
+        bert_attention_mask: torch.Tensor | None = None,
+        bert_token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """(B, 3) softmax weights of the (video, body, face) branches from BERT's [CLS] vector."""
-        out = self.bert_model(input_ids=bert_input_ids, attention_mask=bert_attention_mask,
-                              token_type_ids=bert_token_type_ids)
+        out = self.bert_model(
+            input_ids=bert_input_ids, attention_mask=bert_attention_mask, token_type_ids=bert_token_type_ids
+        )
         return torch.softmax(self.bert_gate(out.last_hidden_state[:, 0]), dim=-1)
 
     def _projector_dtype(self) -> torch.dtype:
@@ -122,13 +160,17 @@ class HumanOmniQwen2Model(Qwen2Model):
     def encode_videos(self, pixel_values_videos: torch.Tensor, branch_probs: torch.Tensor | None) -> torch.Tensor:
         """(B, T, C, S, S) frames -> (B, num_video_tokens(T), H) tokens."""
         if pixel_values_videos.ndim != 5:
-            raise ModelInputError(f"pixel_values_videos must be (batch, frames, channels, height, width), got "
-                                  f"{tuple(pixel_values_videos.shape)}")
+            raise ModelInputError(
+                f"pixel_values_videos must be (batch, frames, channels, height, width), got "
+                f"{tuple(pixel_values_videos.shape)}"
+            )
         batch, frames = pixel_values_videos.shape[:2]
         size = self.vision_tower.config.image_size
         if tuple(pixel_values_videos.shape[2:]) != (self.vision_tower.config.num_channels, size, size):
-            raise ModelInputError(f"pixel_values_videos frames are {tuple(pixel_values_videos.shape[2:])}, the vision "
-                                  f"tower expects ({self.vision_tower.config.num_channels}, {size}, {size})")
+            raise ModelInputError(
+                f"pixel_values_videos frames are {tuple(pixel_values_videos.shape[2:])}, the vision "
+                f"tower expects ({self.vision_tower.config.num_channels}, {size}, {size})"
+            )
         features = self.vision_tower(pixel_values_videos.flatten(0, 1))
         features = features.to(self._projector_dtype()).reshape(batch, frames, *features.shape[1:])
         if self.is_gated:
@@ -149,24 +191,34 @@ class HumanOmniQwen2Model(Qwen2Model):
         if features.ndim == 4 and features.shape[1] == 1:
             features = features.squeeze(1)
         if features.ndim != 3:
-            raise ModelInputError(f"audio_input_features must be (batch, mel bins, frames), got "
-                                  f"{tuple(audio_input_features.shape)}")
+            raise ModelInputError(
+                f"audio_input_features must be (batch, mel bins, frames), got {tuple(audio_input_features.shape)}"
+            )
         tower = self.audio_tower
         expected = (tower.config.num_mel_bins, tower.expected_frames)
         if tuple(features.shape[1:]) != expected:
-            raise ModelInputError(f"audio_input_features are {tuple(features.shape[1:])} (mel bins, frames); the "
-                                  f"Whisper encoder needs exactly {expected} (pad or cut the audio to its window)")
+            raise ModelInputError(
+                f"audio_input_features are {tuple(features.shape[1:])} (mel bins, frames); the "
+                f"Whisper encoder needs exactly {expected} (pad or cut the audio to its window)"
+            )
         hidden = tower(features)
-        pooled = F.avg_pool1d(hidden.transpose(1, 2), kernel_size=AUDIO_POOL_STRIDE,
-                              stride=AUDIO_POOL_STRIDE).transpose(1, 2)
+        pooled = F.avg_pool1d(
+            hidden.transpose(1, 2), kernel_size=AUDIO_POOL_STRIDE, stride=AUDIO_POOL_STRIDE
+        ).transpose(1, 2)
         return self.audio_projector(pooled.to(next(self.audio_projector.parameters(), pooled).dtype))
 
-    def embed_multimodal(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                         labels: torch.Tensor | None = None, *, pixel_values_videos: torch.Tensor | None = None,
-                         audio_input_features: torch.Tensor | None = None,
-                         bert_input_ids: torch.Tensor | None = None,
-                         bert_attention_mask: torch.Tensor | None = None,
-                         bert_token_type_ids: torch.Tensor | None = None) -> SplicedInputs:
+    def embed_multimodal(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        *,
+        pixel_values_videos: torch.Tensor | None = None,
+        audio_input_features: torch.Tensor | None = None,
+        bert_input_ids: torch.Tensor | None = None,
+        bert_attention_mask: torch.Tensor | None = None,
+        bert_token_type_ids: torch.Tensor | None = None,
+    ) -> SplicedInputs:
         """Encode the media that the prompts refer to and splice them in (module doc)."""
         wants_video = bool(((input_ids == VIDEO_PLACEHOLDER) | (input_ids == IMAGE_PLACEHOLDER)).any())
         wants_audio = bool((input_ids == AUDIO_PLACEHOLDER).any())
@@ -177,14 +229,21 @@ class HumanOmniQwen2Model(Qwen2Model):
                 if bert_input_ids is None:
                     raise ModelInputError("video inputs need the BERT question (bert_input_ids) for the branch gate")
                 if bert_input_ids.shape[0] != input_ids.shape[0]:
-                    raise ModelInputError(f"bert_input_ids has {bert_input_ids.shape[0]} samples but input_ids has "
-                                          f"{input_ids.shape[0]}")
+                    raise ModelInputError(
+                        f"bert_input_ids has {bert_input_ids.shape[0]} samples but input_ids has {input_ids.shape[0]}"
+                    )
                 probs = self.branch_probs(bert_input_ids, bert_attention_mask, bert_token_type_ids)
             video_tokens = self.encode_videos(pixel_values_videos, probs)
         if wants_audio and audio_input_features is not None:
             audio_tokens = self.encode_audios(audio_input_features)
-        return splice_multimodal(input_ids, attention_mask, self.embed_tokens, video_tokens=video_tokens,
-                                 audio_tokens=audio_tokens, labels=labels)
+        return splice_multimodal(
+            input_ids,
+            attention_mask,
+            self.embed_tokens,
+            video_tokens=video_tokens,
+            audio_tokens=audio_tokens,
+            labels=labels,
+        )
 
 
 @dataclass
@@ -251,30 +310,55 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
         returned output carries the expanded `attention_mask` and `labels`.
         """
         multimodal = pixel_values_videos is not None or audio_input_features is not None
-        if inputs_embeds is None and input_ids is not None and (
-                multimodal or (input_ids.shape[1] > 1 and bool((input_ids < 0).any()))):
+        if (
+            inputs_embeds is None
+            and input_ids is not None
+            and (multimodal or (input_ids.shape[1] > 1 and bool((input_ids < 0).any())))
+        ):
             spliced = self.model.embed_multimodal(
-                input_ids, attention_mask, labels, pixel_values_videos=pixel_values_videos,
-                audio_input_features=audio_input_features, bert_input_ids=bert_input_ids,
-                bert_attention_mask=bert_attention_mask, bert_token_type_ids=bert_token_type_ids)
+                input_ids,
+                attention_mask,
+                labels,
+                pixel_values_videos=pixel_values_videos,
+                audio_input_features=audio_input_features,
+                bert_input_ids=bert_input_ids,
+                bert_attention_mask=bert_attention_mask,
+                bert_token_type_ids=bert_token_type_ids,
+            )
             input_ids, inputs_embeds = None, spliced.inputs_embeds
             attention_mask, labels = spliced.attention_mask, spliced.labels
             if position_ids is None and spliced.position_ids is not None:
                 past = past_key_values.get_seq_length() if past_key_values is not None else 0
                 position_ids = spliced.position_ids + past
-        elif position_ids is None and attention_mask is not None and attention_mask.ndim == 2 \
-                and bool((attention_mask == 0).any()):
+        elif (
+            position_ids is None
+            and attention_mask is not None
+            and attention_mask.ndim == 2
+            and bool((attention_mask == 0).any())
+        ):
             length = (inputs_embeds if input_ids is None else input_ids).shape[1]
             position_ids = position_ids_from_mask(attention_mask)[:, -length:]
         out = super().forward(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-            past_key_values=past_key_values, inputs_embeds=inputs_embeds, labels=labels, use_cache=use_cache,
-            logits_to_keep=logits_to_keep, return_dict=True, **kwargs)
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            return_dict=True,
+            **kwargs,
+        )
         return HumanOmniCausalLMOutput(
-            loss=out.loss, logits=out.logits, past_key_values=out.past_key_values,
-            hidden_states=out.hidden_states, attentions=out.attentions,
+            loss=out.loss,
+            logits=out.logits,
+            past_key_values=out.past_key_values,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
             attention_mask=attention_mask if attention_mask is None or attention_mask.ndim == 2 else None,
-            labels=labels)
+            labels=labels,
+        )
 
     # ----------------------------------------------------------------------------- generation
     @torch.no_grad()
@@ -305,21 +389,29 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
             raise ModelInputError("generate needs input_ids")
         kwargs.pop("position_ids", None)  # rebuilt from the spliced mask by the generation loop
         spliced = self.model.embed_multimodal(
-            input_ids, attention_mask, pixel_values_videos=pixel_values_videos,
-            audio_input_features=audio_input_features, bert_input_ids=bert_input_ids,
-            bert_attention_mask=bert_attention_mask, bert_token_type_ids=bert_token_type_ids)
+            input_ids,
+            attention_mask,
+            pixel_values_videos=pixel_values_videos,
+            audio_input_features=audio_input_features,
+            bert_input_ids=bert_input_ids,
+            bert_attention_mask=bert_attention_mask,
+            bert_token_type_ids=bert_token_type_ids,
+        )
         generation_config = kwargs.get("generation_config") or self.generation_config
         if kwargs.get("pad_token_id") is None and getattr(generation_config, "pad_token_id", None) is None:
             eos = kwargs.get("eos_token_id", getattr(generation_config, "eos_token_id", None))
             if eos is not None:
                 kwargs["pad_token_id"] = eos[0] if isinstance(eos, (list, tuple)) else eos
-        return super().generate(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask,
-                                **kwargs)
+        return super().generate(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask, **kwargs)
 
 
-def build_model(config: HumanOmniQwen2Config, *, dtype: torch.dtype | str | None = None,
-                device: torch.device | str | None = None,
-                attn_implementation: str | None = "sdpa") -> HumanOmniQwen2ForCausalLM:
+def build_model(
+    config: HumanOmniQwen2Config,
+    *,
+    dtype: torch.dtype | str | None = None,
+    device: torch.device | str | None = None,
+    attn_implementation: str | None = "sdpa",
+) -> HumanOmniQwen2ForCausalLM:
     """A randomly initialised model from a complete config (towers from their sub-configs, no files).
 
     `device="meta"` builds only the structure (for key checks or sizing a real model without memory).

@@ -20,9 +20,10 @@ Resolution of one name:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from erv.errors import ConfigError
 
@@ -48,8 +49,9 @@ def _candidates(name: str, search_dirs: Iterable[Path]) -> list[Path]:
     return out
 
 
-def resolve_component(name: str, *, what: str, search_dirs: Iterable[str | os.PathLike[str]] = (),
-                      explicit: bool = False) -> str:
+def resolve_component(
+    name: str, *, what: str, search_dirs: Iterable[str | os.PathLike[str]] = (), explicit: bool = False
+) -> str:
     """Resolve one component name to an existing local folder or a hub id (see module doc)."""
     if not name or not isinstance(name, str):
         raise ConfigError(f"no location given for the {what}")
@@ -65,8 +67,10 @@ def resolve_component(name: str, *, what: str, search_dirs: Iterable[str | os.Pa
     looks_like_hub_id = not given.is_absolute() and not name.startswith(".") and name.count("/") <= 1
     if looks_like_hub_id:
         return name
-    raise ConfigError(f"cannot find the {what} {name!r}; looked in: {', '.join(tried)}. "
-                      f"Pass its folder explicitly or a components_dir that contains it.")
+    raise ConfigError(
+        f"cannot find the {what} {name!r}; looked in: {', '.join(tried)}. "
+        f"Pass its folder explicitly or a components_dir that contains it."
+    )
 
 
 def _config_get(config: Any, key: str) -> Any:
@@ -75,10 +79,15 @@ def _config_get(config: Any, key: str) -> Any:
     return getattr(config, key, None)
 
 
-def resolve_components(checkpoint_dir: str | os.PathLike[str], config: Any, *,
-                       vision_tower: str | None = None, audio_tower: str | None = None,
-                       bert: str | None = None,
-                       components_dir: str | os.PathLike[str] | None = None) -> ComponentPaths:
+def resolve_components(
+    checkpoint_dir: str | os.PathLike[str],
+    config: Any,
+    *,
+    vision_tower: str | None = None,
+    audio_tower: str | None = None,
+    bert: str | None = None,
+    components_dir: str | os.PathLike[str] | None = None,
+) -> ComponentPaths:
     """Resolve the SigLIP, Whisper and BERT locations for a checkpoint (module doc)."""
     ckpt = Path(checkpoint_dir)
     search = [components_dir, ckpt.parent, ckpt]

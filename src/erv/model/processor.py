@@ -28,17 +28,16 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from erv.errors import ConfigError, MediaError
-from erv.model.checkpoint import checkpoint_dir as local_checkpoint_dir
-from erv.model.checkpoint import read_checkpoint_config
-from erv.model.constants import IGNORE_INDEX, PLACEHOLDER_IDS
 from erv.media import (
+    NUM_FRAMES,
     AspectRatio,
     AudioFeatureExtractor,
     AudioMode,
@@ -46,9 +45,11 @@ from erv.media import (
     MediaProcessor,
     MediaSample,
     MissingAudioPolicy,
-    NUM_FRAMES,
     VideoBackend,
 )
+from erv.model.checkpoint import checkpoint_dir as local_checkpoint_dir
+from erv.model.checkpoint import read_checkpoint_config
+from erv.model.constants import IGNORE_INDEX, PLACEHOLDER_IDS
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import BatchFeature
@@ -85,8 +86,13 @@ _LLAMA2_SYSTEM = (
 )
 
 MODEL_INPUT_NAMES = (
-    "input_ids", "attention_mask", "pixel_values_videos", "audio_input_features",
-    "bert_input_ids", "bert_attention_mask", "bert_token_type_ids",
+    "input_ids",
+    "attention_mask",
+    "pixel_values_videos",
+    "audio_input_features",
+    "bert_input_ids",
+    "bert_attention_mask",
+    "bert_token_type_ids",
 )
 
 
@@ -145,9 +151,17 @@ class HumanOmniProcessor:
 
     model_input_names = MODEL_INPUT_NAMES
 
-    def __init__(self, tokenizer: Any, bert_tokenizer: Any, media: MediaProcessor, *,
-                 mm_use_x_start_end: bool = True, model_type: str = "HumanOmni_qwen2",
-                 prompt_style: PromptStyle = "inference", modal: Modal = "video_audio") -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        bert_tokenizer: Any,
+        media: MediaProcessor,
+        *,
+        mm_use_x_start_end: bool = True,
+        model_type: str = "HumanOmni_qwen2",
+        prompt_style: PromptStyle = "inference",
+        modal: Modal = "video_audio",
+    ) -> None:
         if prompt_style not in PROMPT_STYLES:
             raise ConfigError(f"unknown prompt style {prompt_style!r}; choose one of {PROMPT_STYLES}")
         if modal not in MODAL_TOKENS:
@@ -160,17 +174,31 @@ class HumanOmniProcessor:
         self.prompt_style = prompt_style
         self.modal = modal
         if getattr(tokenizer, "chat_template", None) is None:
-            raise ConfigError("the LLM tokenizer has no chat template; the checkpoint folder must "
-                              "contain one (tokenizer_config.json or chat_template.json)")
+            raise ConfigError(
+                "the LLM tokenizer has no chat template; the checkpoint folder must "
+                "contain one (tokenizer_config.json or chat_template.json)"
+            )
 
     # ---------------------------------------------------------------- construction
     @classmethod
-    def from_pretrained(cls, checkpoint_dir: str | os.PathLike[str], *, vision_tower: str, audio_tower: str,
-                        bert: str, config: Any = None, prompt_style: PromptStyle = "inference",
-                        modal: Modal = "video_audio", aspect_ratio: AspectRatio = None,
-                        audio_mode: AudioMode = "ffmpeg", on_missing_audio: MissingAudioPolicy = "zeros",
-                        video_backend: VideoBackend = "pyav", decode_threads: int | str | None = "auto",
-                        exact_audio_features: bool = False, num_frames: int | None = None) -> "HumanOmniProcessor":
+    def from_pretrained(
+        cls,
+        checkpoint_dir: str | os.PathLike[str],
+        *,
+        vision_tower: str,
+        audio_tower: str,
+        bert: str,
+        config: Any = None,
+        prompt_style: PromptStyle = "inference",
+        modal: Modal = "video_audio",
+        aspect_ratio: AspectRatio = None,
+        audio_mode: AudioMode = "ffmpeg",
+        on_missing_audio: MissingAudioPolicy = "zeros",
+        video_backend: VideoBackend = "pyav",
+        decode_threads: int | str | None = "auto",
+        exact_audio_features: bool = False,
+        num_frames: int | None = None,
+    ) -> HumanOmniProcessor:
         """Load tokenizers and media settings; tower/BERT locations must already be resolved.
 
         `config` is the checkpoint's config object/dict or None (then config.json is read) and
@@ -186,16 +214,28 @@ class HumanOmniProcessor:
         bert_tokenizer = load_tokenizer(str(bert), "BERT tokenizer")
         if tokenizer.pad_token is None and getattr(tokenizer, "unk_token", None) is not None:
             tokenizer.pad_token = tokenizer.unk_token  # as model_init does
-        frames = num_frames if num_frames is not None else int(_config_get(config, "num_frames", NUM_FRAMES) or NUM_FRAMES)
+        frames = (
+            num_frames if num_frames is not None else int(_config_get(config, "num_frames", NUM_FRAMES) or NUM_FRAMES)
+        )
         media = MediaProcessor(
             FrameProcessor.from_pretrained(vision_tower),
             AudioFeatureExtractor.from_pretrained(audio_tower, exact=exact_audio_features),
-            num_frames=frames, aspect_ratio=aspect_ratio, audio_mode=audio_mode,
-            on_missing_audio=on_missing_audio, video_backend=video_backend, decode_threads=decode_threads)
-        return cls(tokenizer, bert_tokenizer, media,
-                   mm_use_x_start_end=bool(_config_get(config, "mm_use_x_start_end", False)),
-                   model_type=str(_config_get(config, "model_type", "HumanOmni_qwen2")),
-                   prompt_style=prompt_style, modal=modal)
+            num_frames=frames,
+            aspect_ratio=aspect_ratio,
+            audio_mode=audio_mode,
+            on_missing_audio=on_missing_audio,
+            video_backend=video_backend,
+            decode_threads=decode_threads,
+        )
+        return cls(
+            tokenizer,
+            bert_tokenizer,
+            media,
+            mm_use_x_start_end=bool(_config_get(config, "mm_use_x_start_end", False)),
+            model_type=str(_config_get(config, "model_type", "HumanOmni_qwen2")),
+            prompt_style=prompt_style,
+            modal=modal,
+        )
 
     # ---------------------------------------------------------------- prompts
     @property
@@ -252,15 +292,17 @@ class HumanOmniProcessor:
         return messages
 
     def _render(self, messages: list[dict[str, Any]], style: str, *, add_generation_prompt: bool) -> str:
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=add_generation_prompt)
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
         if style == "inference" and self.mm_use_x_start_end:
             for tag, wrapped in WRAPPERS.items():
                 text = text.replace(tag, wrapped)
         return text
 
-    def prompt_text(self, instruction: str | list[dict[str, Any]], *, style: str | None = None,
-                    modal: str | None = None) -> str:
+    def prompt_text(
+        self, instruction: str | list[dict[str, Any]], *, style: str | None = None, modal: str | None = None
+    ) -> str:
         """The full prompt text (chat template applied, ending with the assistant header)."""
         style, modal = self._style(style), self._modal(modal)
         return self._render(self._messages(instruction, style, modal), style, add_generation_prompt=True)
@@ -275,8 +317,14 @@ class HumanOmniProcessor:
                 ids.extend(self.tokenizer(chunk, add_special_tokens=False)["input_ids"])
         return ids
 
-    def encode_prompt(self, instruction: str | list[dict[str, Any]], *, question: str | None = None,
-                      style: str | None = None, modal: str | None = None) -> EncodedPrompt:
+    def encode_prompt(
+        self,
+        instruction: str | list[dict[str, Any]],
+        *,
+        question: str | None = None,
+        style: str | None = None,
+        modal: str | None = None,
+    ) -> EncodedPrompt:
         style, modal = self._style(style), self._modal(modal)
         text = self.prompt_text(instruction, style=style, modal=modal)
         if question is None:
@@ -285,8 +333,15 @@ class HumanOmniProcessor:
             question = self.default_question(instruction, style=style, modal=modal)
         return EncodedPrompt(text, self.tokenize_multimodal(text), question)
 
-    def build_training_example(self, instruction: str, answer: str, *, question: str | None = None,
-                               style: str | None = "sft", modal: str | None = None) -> dict[str, Any]:
+    def build_training_example(
+        self,
+        instruction: str,
+        answer: str,
+        *,
+        question: str | None = None,
+        style: str | None = "sft",
+        modal: str | None = None,
+    ) -> dict[str, Any]:
         """Token ids and labels of one supervised example: the prompt is masked with -100.
 
         As train_humanomni.py `preprocess`: the whole conversation is rendered with the chat
@@ -296,8 +351,7 @@ class HumanOmniProcessor:
         style, modal = self._style(style), self._modal(modal)
         messages = self._messages(instruction, style, modal)
         prompt = self._render(messages, style, add_generation_prompt=True)
-        full = self._render(messages + [{"role": "assistant", "content": answer}], style,
-                            add_generation_prompt=False)
+        full = self._render(messages + [{"role": "assistant", "content": answer}], style, add_generation_prompt=False)
         prompt_len = len(self.tokenize_multimodal(prompt))
         ids = self.tokenize_multimodal(full)
         if prompt_len >= len(ids):
@@ -309,8 +363,9 @@ class HumanOmniProcessor:
         return {"input_ids": ids, "labels": labels, "question": question, "prompt_length": prompt_len}
 
     # ---------------------------------------------------------------- batching
-    def pad_sequences(self, sequences: Sequence[Sequence[int]], *, padding_side: str = "left",
-                      pad_value: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def pad_sequences(
+        self, sequences: Sequence[Sequence[int]], *, padding_side: str = "left", pad_value: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(ids, mask) padded to the longest; mask is 1 on every real token incl. placeholders."""
         if padding_side not in ("left", "right"):
             raise ConfigError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
@@ -331,8 +386,9 @@ class HumanOmniProcessor:
 
     def encode_questions(self, questions: Sequence[str]) -> dict[str, torch.Tensor]:
         """BERT inputs of the questions, padded as the reference (`padding=True, truncation=True`)."""
-        enc = self.bert_tokenizer(list(questions), return_tensors="pt", padding=True, truncation=True,
-                                  add_special_tokens=True)
+        enc = self.bert_tokenizer(
+            list(questions), return_tensors="pt", padding=True, truncation=True, add_special_tokens=True
+        )
         ids = enc["input_ids"]
         return {
             "bert_input_ids": ids,
@@ -344,17 +400,21 @@ class HumanOmniProcessor:
         """One question's BERT ids (no padding), for per-item work in DataLoader workers."""
         enc = self.bert_tokenizer(question, truncation=True, add_special_tokens=True)
         ids = list(enc["input_ids"])
-        return {"input_ids": ids,
-                "token_type_ids": list(enc.get("token_type_ids", [0] * len(ids))),
-                "attention_mask": list(enc.get("attention_mask", [1] * len(ids)))}
+        return {
+            "input_ids": ids,
+            "token_type_ids": list(enc.get("token_type_ids", [0] * len(ids))),
+            "attention_mask": list(enc.get("attention_mask", [1] * len(ids))),
+        }
 
     def pad_questions(self, items: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         """Pad per-item BERT encodings exactly as batch tokenisation with `padding=True` would."""
         side = getattr(self.bert_tokenizer, "padding_side", "right")
         pad_id = self.bert_tokenizer.pad_token_id or 0
         width = max(len(it["input_ids"]) for it in items)
-        out = {k: torch.zeros((len(items), width), dtype=torch.long)
-               for k in ("bert_input_ids", "bert_attention_mask", "bert_token_type_ids")}
+        out = {
+            k: torch.zeros((len(items), width), dtype=torch.long)
+            for k in ("bert_input_ids", "bert_attention_mask", "bert_token_type_ids")
+        }
         out["bert_input_ids"].fill_(pad_id)
         for row, it in enumerate(items):
             n = len(it["input_ids"])
@@ -368,8 +428,10 @@ class HumanOmniProcessor:
         frames = {tuple(s.pixel_values.shape) for s in samples}
         if len(frames) != 1:
             raise MediaError(f"videos of one batch must have the same frame count and size, got {sorted(frames)}")
-        out = {"pixel_values_videos": torch.stack([s.pixel_values for s in samples]),
-               "audio_missing": torch.tensor([bool(s.audio_missing) for s in samples], dtype=torch.bool)}
+        out = {
+            "pixel_values_videos": torch.stack([s.pixel_values for s in samples]),
+            "audio_missing": torch.tensor([bool(s.audio_missing) for s in samples], dtype=torch.bool),
+        }
         if with_audio:
             if any(s.audio_features is None for s in samples):
                 raise MediaError("a sample of this batch has no audio features")
@@ -377,27 +439,50 @@ class HumanOmniProcessor:
         return out
 
     # ---------------------------------------------------------------- media
-    def load_media(self, video: Any, audio: Any = None, *, modal: str | None = None,
-                   start: float | None = None, end: float | None = None,
-                   aspect_ratio: AspectRatio | str = "default") -> MediaSample | None:
+    def load_media(
+        self,
+        video: Any,
+        audio: Any = None,
+        *,
+        modal: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        aspect_ratio: AspectRatio | str = "default",
+    ) -> MediaSample | None:
         """Frames + features of one sample (None when skipped by the missing-audio policy)."""
         modal = self._modal(modal)
         if isinstance(video, MediaSample):
             return video
         if modal == "image":
-            raise ConfigError("image inputs are not supported (HumanOmni checkpoints here are video models); "
-                              "pass the image as a one-frame video with modal='video'")
-        return self.media.load(video, audio, start=start, end=end, aspect_ratio=aspect_ratio,
-                               with_video=modal in ("video_audio", "video"),
-                               with_audio=modal in ("video_audio", "audio"))
+            raise ConfigError(
+                "image inputs are not supported (HumanOmni checkpoints here are video models); "
+                "pass the image as a one-frame video with modal='video'"
+            )
+        return self.media.load(
+            video,
+            audio,
+            start=start,
+            end=end,
+            aspect_ratio=aspect_ratio,
+            with_video=modal in ("video_audio", "video"),
+            with_audio=modal in ("video_audio", "audio"),
+        )
 
     # ---------------------------------------------------------------- the call
-    def __call__(self, videos: Any = None, instructions: str | Sequence[str] | None = None,
-                 audios: Any = None, *, questions: str | Sequence[str] | None = None,
-                 modal: str | None = None, prompt_style: str | None = None,
-                 aspect_ratio: AspectRatio | str = "default", padding_side: str = "left",
-                 starts: Sequence[float | None] | float | None = None,
-                 ends: Sequence[float | None] | float | None = None) -> BatchFeature:
+    def __call__(
+        self,
+        videos: Any = None,
+        instructions: str | Sequence[str] | None = None,
+        audios: Any = None,
+        *,
+        questions: str | Sequence[str] | None = None,
+        modal: str | None = None,
+        prompt_style: str | None = None,
+        aspect_ratio: AspectRatio | str = "default",
+        padding_side: str = "left",
+        starts: Sequence[float | None] | float | None = None,
+        ends: Sequence[float | None] | float | None = None,
+    ) -> BatchFeature:
         """Model inputs for a batch (or one sample when `instructions` is a string).
 
         `videos`: paths (video file or frame folder), frame arrays/lists, or preloaded
@@ -414,7 +499,9 @@ class HumanOmniProcessor:
         n = len(instr)
         vids = [videos] if single else (list(videos) if videos is not None else [None] * n)
         auds = [audios] if single else (list(audios) if audios is not None else [None] * n)
-        ques = ([questions] if isinstance(questions, str) else list(questions)) if questions is not None else [None] * n
+        ques = (
+            ([questions] if isinstance(questions, str) else list(questions)) if questions is not None else [None] * n
+        )
         if single:
             starts, ends = [starts], [ends]  # one sample: a start and an end in seconds (or None)
         starts = list(starts) if starts is not None else [None] * n
@@ -428,8 +515,9 @@ class HumanOmniProcessor:
         for i in range(n):
             if needs_video and vids[i] is None:
                 raise ConfigError(f"sample {i}: no video given for modal {modal!r}")
-            sample = self.load_media(vids[i], auds[i], modal=modal, start=starts[i], end=ends[i],
-                                     aspect_ratio=aspect_ratio)
+            sample = self.load_media(
+                vids[i], auds[i], modal=modal, start=starts[i], end=ends[i], aspect_ratio=aspect_ratio
+            )
             if sample is None:
                 skipped.append(i)
                 continue

@@ -32,8 +32,9 @@ def mlp_gelu(depth: int, in_features: int, out_features: int) -> nn.Sequential:
 def _regstage(depth: int, in_chs: int, out_chs: int) -> RegStage:
     # timm's Bottleneck with LayerNorm2d becomes LayerNormAct2d (eps 1e-5), SE width round(0.25*c_in),
     # depthwise 3x3 (group_size 1): exactly the reference's blocks.
-    return RegStage(depth=depth, in_chs=in_chs, out_chs=out_chs, stride=1, dilation=1,
-                    act_layer=nn.SiLU, norm_layer=LayerNorm2d)
+    return RegStage(
+        depth=depth, in_chs=in_chs, out_chs=out_chs, stride=1, dilation=1, act_layer=nn.SiLU, norm_layer=LayerNorm2d
+    )
 
 
 class AllInOneProjector(nn.Module):
@@ -54,11 +55,20 @@ class AllInOneProjector(nn.Module):
         self.spatial_padding = spatial_padding
         for branch in ("video", "body"):
             self.add_module(f"s1_{branch}", _regstage(depth, vision_hidden, hidden))
-            self.add_module(f"sampler_{branch}", nn.Sequential(
-                nn.Conv3d(hidden, hidden, kernel_size=(2, 2, 2), stride=(1, 2, 2),
-                          padding=(1, spatial_padding, spatial_padding), bias=True),
-                nn.SiLU(),
-            ))
+            self.add_module(
+                f"sampler_{branch}",
+                nn.Sequential(
+                    nn.Conv3d(
+                        hidden,
+                        hidden,
+                        kernel_size=(2, 2, 2),
+                        stride=(1, 2, 2),
+                        padding=(1, spatial_padding, spatial_padding),
+                        bias=True,
+                    ),
+                    nn.SiLU(),
+                ),
+            )
             self.add_module(f"s2_{branch}", _regstage(depth, hidden, hidden))
             self.add_module(f"readout_{branch}", mlp_gelu(2, hidden, hidden))
         self.mlp_2xgelu_face = mlp_gelu(2, vision_hidden, hidden)
@@ -94,8 +104,10 @@ class AllInOneProjector(nn.Module):
         return video, body, face
 
 
-GATED_PROJECTORS = {"all_in_one": dict(depth=4, spatial_padding=1),
-                    "all_in_one_small": dict(depth=2, spatial_padding=0)}
+GATED_PROJECTORS = {
+    "all_in_one": dict(depth=4, spatial_padding=1),
+    "all_in_one_small": dict(depth=2, spatial_padding=0),
+}
 
 
 def build_vision_projector(projector_type: str, vision_hidden: int, hidden: int) -> nn.Module:
@@ -108,8 +120,10 @@ def build_vision_projector(projector_type: str, vision_hidden: int, hidden: int)
         return nn.Linear(vision_hidden, hidden)
     if m := _MLP_GELU.match(projector_type):
         return mlp_gelu(int(m.group(1)), vision_hidden, hidden)
-    raise ConfigError(f"unsupported mm_projector_type {projector_type!r}; supported: all_in_one, "
-                      f"all_in_one_small, linear, mlpNx_gelu")
+    raise ConfigError(
+        f"unsupported mm_projector_type {projector_type!r}; supported: all_in_one, "
+        f"all_in_one_small, linear, mlpNx_gelu"
+    )
 
 
 def build_audio_projector(projector_type: str, audio_hidden: int, hidden: int) -> nn.Module:
@@ -119,9 +133,13 @@ def build_audio_projector(projector_type: str, audio_hidden: int, hidden: int) -
         return mlp_gelu(int(m.group(1)), audio_hidden, hidden)
     if projector_type == "identity":
         if audio_hidden != hidden:
-            raise ConfigError(f"mm_audio_projector_type 'identity' needs audio width {audio_hidden} == LLM width {hidden}")
+            raise ConfigError(
+                f"mm_audio_projector_type 'identity' needs audio width {audio_hidden} == LLM width {hidden}"
+            )
         return nn.Identity()
-    raise ConfigError(f"unsupported mm_audio_projector_type {projector_type!r}; supported: linear, mlpNx_gelu, identity")
+    raise ConfigError(
+        f"unsupported mm_audio_projector_type {projector_type!r}; supported: linear, mlpNx_gelu, identity"
+    )
 
 
 def bilinear_face_pool(face: torch.Tensor, batch: int, side: int) -> torch.Tensor:
@@ -137,8 +155,9 @@ def bilinear_face_pool(face: torch.Tensor, batch: int, side: int) -> torch.Tenso
     return x.permute(0, 2, 3, 1).reshape(batch, (bt // batch) * pooled_side * pooled_side, h)
 
 
-def fuse_branches(video: torch.Tensor, body: torch.Tensor, face_pooled: torch.Tensor,
-                  branch_probs: torch.Tensor) -> torch.Tensor:
+def fuse_branches(
+    video: torch.Tensor, body: torch.Tensor, face_pooled: torch.Tensor, branch_probs: torch.Tensor
+) -> torch.Tensor:
     """video * p_video + body * p_body + face * p_face per sample; probs (B, 3)."""
     p = branch_probs.to(video.dtype)[:, :, None, None]
     return video * p[:, 0] + body * p[:, 1] + face_pooled * p[:, 2]

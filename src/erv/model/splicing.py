@@ -18,14 +18,13 @@ Everything is vectorised over the batch: one embedding call, one scatter per mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from erv.errors import ErvError
 from erv.model.constants import AUDIO_PLACEHOLDER, IGNORE_INDEX, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
-
 
 
 class ModelInputError(ErvError, ValueError):
@@ -46,8 +45,9 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)
 
 
-def _check_placeholders(input_ids: torch.Tensor, name: str, is_kind: torch.Tensor,
-                        tokens: torch.Tensor | None, feature_arg: str) -> None:
+def _check_placeholders(
+    input_ids: torch.Tensor, name: str, is_kind: torch.Tensor, tokens: torch.Tensor | None, feature_arg: str
+) -> None:
     per_row = is_kind.sum(dim=1)
     if not bool((per_row > 0).any()):
         return
@@ -58,15 +58,21 @@ def _check_placeholders(input_ids: torch.Tensor, name: str, is_kind: torch.Tenso
         rows = (per_row > 1).nonzero().flatten().tolist()
         raise ModelInputError(
             f"batch rows {rows} contain more than one {name} placeholder; one {name} per sample is supported "
-            f"(the reference would silently give every placeholder the same features)")
+            f"(the reference would silently give every placeholder the same features)"
+        )
     if tokens.shape[0] != input_ids.shape[0]:
         raise ModelInputError(f"{feature_arg} has {tokens.shape[0]} samples but input_ids has {input_ids.shape[0]}")
 
 
-def splice_multimodal(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                      embed_tokens: Callable[[torch.Tensor], torch.Tensor], *,
-                      video_tokens: torch.Tensor | None = None, audio_tokens: torch.Tensor | None = None,
-                      labels: torch.Tensor | None = None) -> SplicedInputs:
+def splice_multimodal(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    embed_tokens: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    video_tokens: torch.Tensor | None = None,
+    audio_tokens: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+) -> SplicedInputs:
     """Expand placeholders into `video_tokens[b]` (B, Nv, H) / `audio_tokens[b]` (B, Na, H)."""
     if input_ids.ndim != 2:
         raise ModelInputError(f"input_ids must be (batch, length), got {tuple(input_ids.shape)}")
@@ -75,8 +81,9 @@ def splice_multimodal(input_ids: torch.Tensor, attention_mask: torch.Tensor | No
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     if attention_mask.shape != input_ids.shape:
-        raise ModelInputError(f"attention_mask {tuple(attention_mask.shape)} does not match input_ids "
-                              f"{tuple(input_ids.shape)}")
+        raise ModelInputError(
+            f"attention_mask {tuple(attention_mask.shape)} does not match input_ids {tuple(input_ids.shape)}"
+        )
     if labels is not None and labels.shape != input_ids.shape:
         raise ModelInputError(f"labels {tuple(labels.shape)} do not match input_ids {tuple(input_ids.shape)}")
 
@@ -85,8 +92,10 @@ def splice_multimodal(input_ids: torch.Tensor, attention_mask: torch.Tensor | No
     is_text = ~(is_video | is_audio)
     if bool((input_ids[is_text] < 0).any()):
         bad = sorted(set(input_ids[is_text & (input_ids < 0)].tolist()))
-        raise ModelInputError(f"input_ids contain negative ids {bad} that are not placeholders "
-                              f"(video {VIDEO_PLACEHOLDER}, audio {AUDIO_PLACEHOLDER}, image {IMAGE_PLACEHOLDER})")
+        raise ModelInputError(
+            f"input_ids contain negative ids {bad} that are not placeholders "
+            f"(video {VIDEO_PLACEHOLDER}, audio {AUDIO_PLACEHOLDER}, image {IMAGE_PLACEHOLDER})"
+        )
     _check_placeholders(input_ids, "video", is_video, video_tokens, "pixel_values_videos")
     _check_placeholders(input_ids, "audio", is_audio, audio_tokens, "audio_input_features")
 

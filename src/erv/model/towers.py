@@ -44,14 +44,17 @@ class SiglipVisionTower(nn.Module):
     def __init__(self, config: SiglipVisionConfig, *, select_layer: int = -2, select_feature: str = "patch") -> None:
         super().__init__()
         if select_feature != "patch":
-            raise ConfigError(f"mm_vision_select_feature {select_feature!r} is not supported with SigLIP "
-                              f"(it has no CLS token); use 'patch'")
+            raise ConfigError(
+                f"mm_vision_select_feature {select_feature!r} is not supported with SigLIP "
+                f"(it has no CLS token); use 'patch'"
+            )
         num_layers = config.num_hidden_layers
         # hidden_states has num_layers + 1 entries: the embeddings, then one per layer.
         index = select_layer if select_layer >= 0 else num_layers + 1 + select_layer
         if not 0 <= index <= num_layers:
-            raise ConfigError(f"mm_vision_select_layer {select_layer} is out of range for a "
-                              f"{num_layers}-layer vision tower")
+            raise ConfigError(
+                f"mm_vision_select_layer {select_layer} is out of range for a {num_layers}-layer vision tower"
+            )
         self.select_layer = select_layer
         self.num_layers_used = index
         self.vision_tower = SiglipBackbone(SiglipVisionModel._from_config(config))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from erv.data.completions import extract_answer, has_strict_format
 from erv.data.emotions import Taxonomy, get_taxonomy, normalize_label
-
 from erv.rewards.common import completion_texts, gold_labels, report_invalid, resolve_taxonomies
 
 
@@ -18,8 +18,13 @@ def format_reward(completions: Sequence[Any], **kwargs: Any) -> list[float]:
     return [1.0 if t is not None and has_strict_format(t) else 0.0 for t in texts]
 
 
-def accuracy_reward(completions: Sequence[Any], solution: Sequence[object], *,
-                    default_taxonomy: str | Taxonomy | None = None, **kwargs: Any) -> list[float]:
+def accuracy_reward(
+    completions: Sequence[Any],
+    solution: Sequence[object],
+    *,
+    default_taxonomy: str | Taxonomy | None = None,
+    **kwargs: Any,
+) -> list[float]:
     """1 if the normalised `<answer>` equals the gold label, else 0 (no answer / unknown = wrong).
 
     The taxonomy comes from a `taxonomy`/`dataset` column, else `default_taxonomy` (bind it
@@ -30,7 +35,7 @@ def accuracy_reward(completions: Sequence[Any], solution: Sequence[object], *,
     taxonomies = resolve_taxonomies(len(texts), kwargs, default_taxonomy, "accuracy_reward")
     golds = gold_labels(solution, taxonomies, "accuracy_reward")
     rewards = []
-    for text, tax, gold in zip(texts, taxonomies, golds):
+    for text, tax, gold in zip(texts, taxonomies, golds, strict=True):
         answer = extract_answer(text) if text is not None else None
         rewards.append(1.0 if answer is not None and normalize_label(answer, tax) == gold else 0.0)
     return rewards

@@ -18,7 +18,8 @@ never guessed from the video path.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from erv.data.completions import completion_text, extract_answer
 from erv.data.emotions import Taxonomy, get_taxonomy, require_label
@@ -45,8 +46,9 @@ def completion_texts(completions: Sequence[Any]) -> list[str | None]:
 def report_invalid(reward_name: str, texts: Sequence[str | None], log_metric: Callable | None) -> int:
     invalid = sum(t is None for t in texts)
     if invalid:
-        logger.warning("%s: %d of %d completions are empty or not text; they get reward 0",
-                       reward_name, invalid, len(texts))
+        logger.warning(
+            "%s: %d of %d completions are empty or not text; they get reward 0", reward_name, invalid, len(texts)
+        )
     if callable(log_metric):
         log_metric(f"{reward_name}/invalid_completions", float(invalid))
     return invalid
@@ -60,8 +62,7 @@ def gold_text(solution: object) -> object:
     return solution
 
 
-def resolve_taxonomies(n: int, kwargs: dict[str, Any], default: str | Taxonomy | None,
-                       who: str) -> list[Taxonomy]:
+def resolve_taxonomies(n: int, kwargs: dict[str, Any], default: str | Taxonomy | None, who: str) -> list[Taxonomy]:
     """Per-sample taxonomies: a `taxonomy`/`dataset` column (list) or value, else `default`."""
     for key in TAXONOMY_COLUMNS:
         value = kwargs.get(key)
@@ -83,8 +84,10 @@ def resolve_taxonomies(n: int, kwargs: dict[str, Any], default: str | Taxonomy |
                 raise TaxonomyError(f"{who}: sample {i}: column {key!r}: {exc}") from None
         return out
     if default is None:
-        raise ConfigError(f"{who}: no taxonomy: add a 'taxonomy' or 'dataset' column to the dataset or set the "
-                          f"recipe's taxonomy (e.g. make_accuracy_reward(taxonomy='MAFW'))")
+        raise ConfigError(
+            f"{who}: no taxonomy: add a 'taxonomy' or 'dataset' column to the dataset or set the "
+            f"recipe's taxonomy (e.g. make_accuracy_reward(taxonomy='MAFW'))"
+        )
     return [get_taxonomy(default)] * n
 
 
@@ -94,5 +97,7 @@ def gold_labels(solution: Sequence[object] | None, taxonomies: Sequence[Taxonomy
     solution = list(solution)
     if len(solution) != len(taxonomies):
         raise ConfigError(f"{who}: {len(solution)} solutions for {len(taxonomies)} completions")
-    return [require_label(gold_text(sol), tax, where=f"{who}: sample {i}")
-            for i, (sol, tax) in enumerate(zip(solution, taxonomies))]
+    return [
+        require_label(gold_text(sol), tax, where=f"{who}: sample {i}")
+        for i, (sol, tax) in enumerate(zip(solution, taxonomies, strict=True))
+    ]

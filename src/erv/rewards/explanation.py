@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from erv.data.completions import extract_think, get_splitter
 from erv.data.emotions import Taxonomy, get_taxonomy
 from erv.errors import ConfigError
-
 from erv.rewards.common import completion_texts, gold_labels, logger, report_invalid, resolve_taxonomies
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -18,8 +18,14 @@ if TYPE_CHECKING:  # pragma: no cover
 NEUTRAL_RULES = ("only", "any")
 
 
-def score_label_sets(label_sets: Sequence[Iterable[str]], gold: str, *, neutral: str = "neutral",
-                     neutral_rule: str = "only", neutral_filter: bool = True) -> float:
+def score_label_sets(
+    label_sets: Sequence[Iterable[str]],
+    gold: str,
+    *,
+    neutral: str = "neutral",
+    neutral_rule: str = "only",
+    neutral_filter: bool = True,
+) -> float:
     """Algorithm 1 on given per-sentence label sets (the reference the batched path matches).
 
     c = sentences whose labels contain `gold`; N = sentences; a sentence is neutral if its
@@ -42,14 +48,20 @@ def score_label_sets(label_sets: Sequence[Iterable[str]], gold: str, *, neutral:
         c = sum(gold in s for s in sets)
         denominator = len(sets)
     else:
-        c = sum(gold in s and not neu for s, neu in zip(sets, is_neutral))
+        c = sum(gold in s and not neu for s, neu in zip(sets, is_neutral, strict=True))
         denominator = len(sets) - sum(is_neutral)
     return c / denominator if denominator > 0 else 0.0
 
 
-def explanation_scores(selected: "torch.Tensor", sentence_counts: Sequence[int], gold_columns: Sequence[int],
-                       neutral_index: int | None, *, neutral_rule: str = "only",
-                       neutral_filter: bool = True) -> tuple[list[float], "torch.Tensor"]:
+def explanation_scores(
+    selected: torch.Tensor,
+    sentence_counts: Sequence[int],
+    gold_columns: Sequence[int],
+    neutral_index: int | None,
+    *,
+    neutral_rule: str = "only",
+    neutral_filter: bool = True,
+) -> tuple[list[float], torch.Tensor]:
     """Algorithm 1 for many completions at once from a boolean `(sentences, head)` selection.
 
     Sentences are stored completion after completion (`sentence_counts[i]` of them for
@@ -65,7 +77,11 @@ def explanation_scores(selected: "torch.Tensor", sentence_counts: Sequence[int],
         raise ValueError(f"{int(counts.sum())} sentences counted, {selected.shape[0]} scored")
     owner = torch.repeat_interleave(torch.arange(n), counts)
     gold = torch.as_tensor(list(gold_columns), dtype=torch.long)
-    is_gold = selected[torch.arange(selected.shape[0]), gold[owner]] if selected.shape[0] else torch.zeros(0, dtype=torch.bool)
+    is_gold = (
+        selected[torch.arange(selected.shape[0]), gold[owner]]
+        if selected.shape[0]
+        else torch.zeros(0, dtype=torch.bool)
+    )
     if neutral_index is None or selected.shape[0] == 0:
         is_neutral = torch.zeros(selected.shape[0], dtype=torch.bool)
     elif neutral_rule == "only":
@@ -103,11 +119,23 @@ class ExplanationReward:
         "paper": {"threshold": 0.5, "top_k": 2, "neutral_rule": "any"},
     }
 
-    def __init__(self, verifier: Any, threshold: float = 0.1, top_k: int | None = 2, neutral_rule: str = "only",
-                 neutral_filter: bool = True, sentence_level: bool = True, splitter: str = "regex",
-                 taxonomy: str | Taxonomy | None = None, batch_size: int | None = None,
-                 max_batch_tokens: int | None = None, device: Any = None, cache_size: int | None = None,
-                 allow_unclosed_think: bool = False, name: str = "explanation_reward") -> None:
+    def __init__(
+        self,
+        verifier: Any,
+        threshold: float = 0.1,
+        top_k: int | None = 2,
+        neutral_rule: str = "only",
+        neutral_filter: bool = True,
+        sentence_level: bool = True,
+        splitter: str = "regex",
+        taxonomy: str | Taxonomy | None = None,
+        batch_size: int | None = None,
+        max_batch_tokens: int | None = None,
+        device: Any = None,
+        cache_size: int | None = None,
+        allow_unclosed_think: bool = False,
+        name: str = "explanation_reward",
+    ) -> None:
         from erv.verifier.model import Verifier
 
         if neutral_rule not in NEUTRAL_RULES:
@@ -126,10 +154,15 @@ class ExplanationReward:
         self.allow_unclosed_think = bool(allow_unclosed_think)
         self.taxonomy = get_taxonomy(taxonomy) if taxonomy is not None else None
         # Scoring options given here override the verifier's own; unset ones keep its values.
-        options = {"batch_size": batch_size, "max_batch_tokens": max_batch_tokens, "device": device,
-                   "cache_size": cache_size}
-        self.verifier = Verifier.coerce(verifier, taxonomy=self.taxonomy,
-                                        **{k: v for k, v in options.items() if v is not None})
+        options = {
+            "batch_size": batch_size,
+            "max_batch_tokens": max_batch_tokens,
+            "device": device,
+            "cache_size": cache_size,
+        }
+        self.verifier = Verifier.coerce(
+            verifier, taxonomy=self.taxonomy, **{k: v for k, v in options.items() if v is not None}
+        )
         if self.taxonomy is None and self.verifier.default_taxonomy is not None:
             self.verifier.columns(self.verifier.default_taxonomy)
         self.__name__ = name
@@ -137,25 +170,27 @@ class ExplanationReward:
         self.totals: Counter = Counter()
 
     @classmethod
-    def from_preset(cls, preset: str, verifier: Any, **overrides: Any) -> "ExplanationReward":
+    def from_preset(cls, preset: str, verifier: Any, **overrides: Any) -> ExplanationReward:
         if preset not in cls.PRESETS:
             raise ConfigError(f"unknown explanation-reward preset {preset!r}; choose one of {', '.join(cls.PRESETS)}")
         return cls(verifier, **{**cls.PRESETS[preset], **overrides})
 
     @classmethod
-    def paper(cls, verifier: Any, **overrides: Any) -> "ExplanationReward":
+    def paper(cls, verifier: Any, **overrides: Any) -> ExplanationReward:
         """The paper's settings: tau 0.5, neutral = neutral among the labels."""
         return cls.from_preset("paper", verifier, **overrides)
 
     @classmethod
-    def released(cls, verifier: Any, **overrides: Any) -> "ExplanationReward":
+    def released(cls, verifier: Any, **overrides: Any) -> ExplanationReward:
         """The released code's settings (also the constructor defaults)."""
         return cls.from_preset("released", verifier, **overrides)
 
     def __repr__(self) -> str:
-        return (f"ExplanationReward(threshold={self.threshold}, top_k={self.top_k}, neutral_rule={self.neutral_rule!r}, "
-                f"neutral_filter={self.neutral_filter}, sentence_level={self.sentence_level}, "
-                f"splitter={self.splitter!r}, verifier={self.verifier.description})")
+        return (
+            f"ExplanationReward(threshold={self.threshold}, top_k={self.top_k}, neutral_rule={self.neutral_rule!r}, "
+            f"neutral_filter={self.neutral_filter}, sentence_level={self.sentence_level}, "
+            f"splitter={self.splitter!r}, verifier={self.verifier.description})"
+        )
 
     # ------------------------------------------------------------
 
@@ -170,8 +205,9 @@ class ExplanationReward:
             return [think]
         return self.split(think)
 
-    def __call__(self, completions: Sequence[Any], solution: Sequence[object] | None = None,
-                 **kwargs: Any) -> list[float | None]:
+    def __call__(
+        self, completions: Sequence[Any], solution: Sequence[object] | None = None, **kwargs: Any
+    ) -> list[float | None]:
         from erv.verifier.predict import select_label_sets
 
         start = time.perf_counter()
@@ -183,25 +219,41 @@ class ExplanationReward:
         golds = gold_labels(solution, taxonomies, self.__name__)
 
         gold_columns: list[int | None] = []
-        for tax, gold in zip(taxonomies, golds):
+        for tax, gold in zip(taxonomies, golds, strict=True):
             gold_columns.append(self.verifier.columns(tax).get(gold))
         unmapped = sum(col is None for col in gold_columns)
 
-        per_completion = [self.sentences(t) if col is not None else [] for t, col in zip(texts, gold_columns)]
+        per_completion = [
+            self.sentences(t) if col is not None else [] for t, col in zip(texts, gold_columns, strict=True)
+        ]
         counts = [len(s) for s in per_completion]
         flat = [s for sents in per_completion for s in sents]
         probs = self.verifier.predict_proba(flat)
         selected = select_label_sets(probs, self.threshold, self.top_k, at_least_one=True)
         scores, is_neutral = explanation_scores(
-            selected, counts, [col if col is not None else 0 for col in gold_columns], self.verifier.neutral_index,
-            neutral_rule=self.neutral_rule, neutral_filter=self.neutral_filter)
-        rewards: list[float | None] = [None if col is None else float(r) for r, col in zip(scores, gold_columns)]
+            selected,
+            counts,
+            [col if col is not None else 0 for col in gold_columns],
+            self.verifier.neutral_index,
+            neutral_rule=self.neutral_rule,
+            neutral_filter=self.neutral_filter,
+        )
+        rewards: list[float | None] = [
+            None if col is None else float(r) for r, col in zip(scores, gold_columns, strict=True)
+        ]
         if unmapped:
-            logger.warning("%s: %d completions have a gold label the verifier has no output for; reward None",
-                           self.__name__, unmapped)
+            logger.warning(
+                "%s: %d completions have a gold label the verifier has no output for; reward None",
+                self.__name__,
+                unmapped,
+            )
 
         scored = [r for r in rewards if r is not None]
-        no_think = sum(1 for t, c, col in zip(texts, counts, gold_columns) if t is not None and col is not None and c == 0)
+        no_think = sum(
+            1
+            for t, c, col in zip(texts, counts, gold_columns, strict=True)
+            if t is not None and col is not None and c == 0
+        )
         stats = {
             "completions": float(n),
             "invalid": float(invalid),
@@ -211,18 +263,32 @@ class ExplanationReward:
             "unique_sentences": float(self.verifier.last_stats.unique),
             "mean_sentences": len(flat) / max(n - invalid - unmapped, 1),
             "share_neutral": float(is_neutral.sum()) / len(flat) if flat else 0.0,
-            "gold_neutral": float(sum(1 for col in gold_columns if col is not None and col == self.verifier.neutral_index)),
+            "gold_neutral": float(
+                sum(1 for col in gold_columns if col is not None and col == self.verifier.neutral_index)
+            ),
             "truncated": float(self.verifier.last_stats.at_max_length),
             "mean_reward": sum(scored) / len(scored) if scored else 0.0,
             "seconds": time.perf_counter() - start,
         }
         self.last_stats = stats
-        self.totals.update({k: v for k, v in stats.items() if k not in ("mean_sentences", "share_neutral", "mean_reward")})
+        self.totals.update(
+            {k: v for k, v in stats.items() if k not in ("mean_sentences", "share_neutral", "mean_reward")}
+        )
         self.totals["calls"] += 1
-        logger.info("%s: %d completions, %d sentences (%d unique), %.1f per completion, %.0f%% neutral, "
-                    "%d invalid, %d without <think>, mean reward %.3f, %.2fs", self.__name__, n, len(flat),
-                    stats["unique_sentences"], stats["mean_sentences"], 100 * stats["share_neutral"], invalid,
-                    no_think, stats["mean_reward"], stats["seconds"])
+        logger.info(
+            "%s: %d completions, %d sentences (%d unique), %.1f per completion, %.0f%% neutral, "
+            "%d invalid, %d without <think>, mean reward %.3f, %.2fs",
+            self.__name__,
+            n,
+            len(flat),
+            stats["unique_sentences"],
+            stats["mean_sentences"],
+            100 * stats["share_neutral"],
+            invalid,
+            no_think,
+            stats["mean_reward"],
+            stats["seconds"],
+        )
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):
             for key in ("mean_sentences", "share_neutral", "invalid", "no_think", "unique_sentences", "seconds"):

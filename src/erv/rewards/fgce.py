@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from erv.data.completions import extract_answer, extract_think, get_splitter
 from erv.data.emotions import Taxonomy, get_taxonomy, normalize_label
 from erv.errors import ConfigError
-
 from erv.rewards.common import completion_texts, gold_labels, logger, report_invalid, resolve_taxonomies
 
-
 FGCE_FUNCTION_WEIGHTS: dict[str, float] = {
-    "information extraction": 1.0, "information analysis": 1.0, "conclusion": 2.0, "others": 0.0}
+    "information extraction": 1.0,
+    "information analysis": 1.0,
+    "conclusion": 2.0,
+    "others": 0.0,
+}
 MALFORMED_POLICIES = ("others", "none")
 
 
@@ -49,7 +52,7 @@ def fgce_reward_value(sentences: Sequence[tuple[str, str, float]], *, weighted: 
         total = sum(weights)
         if total <= 0:
             return 0.0
-        mean = sum(w * s for w, (_, _, s) in zip(weights, sentences)) / total
+        mean = sum(w * s for w, (_, _, s) in zip(weights, sentences, strict=True)) / total
     else:
         mean = sum(s for _, _, s in sentences) / len(sentences)
     return (mean - 1.0) / 4.0
@@ -60,8 +63,14 @@ class _SentenceVerdict:
 
     __slots__ = ("function", "modality", "score", "problem", "error")
 
-    def __init__(self, function: str | None = None, modality: str | None = None, score: float = 0.0,
-                 problem: str | None = None, error: str | None = None) -> None:
+    def __init__(
+        self,
+        function: str | None = None,
+        modality: str | None = None,
+        score: float = 0.0,
+        problem: str | None = None,
+        error: str | None = None,
+    ) -> None:
         self.function, self.modality, self.score = function, modality, score
         self.problem = problem  # None | "failed" | "malformed_classification" | "malformed_score"
         self.error = error
@@ -94,9 +103,18 @@ class FGCEReward:
     asks again.
     """
 
-    def __init__(self, judge: Any, *, weighted: bool = True, taxonomy: str | Taxonomy | None = None,
-                 splitter: str = "punkt", malformed: str = "others", json_mode: bool = True,
-                 allow_unclosed_think: bool = False, name: str = "fgce_reward") -> None:
+    def __init__(
+        self,
+        judge: Any,
+        *,
+        weighted: bool = True,
+        taxonomy: str | Taxonomy | None = None,
+        splitter: str = "punkt",
+        malformed: str = "others",
+        json_mode: bool = True,
+        allow_unclosed_think: bool = False,
+        name: str = "fgce_reward",
+    ) -> None:
         from erv.judge.client import JudgeClient, JudgeConfig
 
         if malformed not in MALFORMED_POLICIES:
@@ -108,8 +126,10 @@ class FGCEReward:
         elif isinstance(judge, dict):
             self.judge, self._owns_judge = JudgeClient(JudgeConfig(**judge)), True
         else:
-            raise ConfigError(f"FGCEReward needs a JudgeClient, a JudgeConfig or a dict of JudgeConfig fields, "
-                              f"got {type(judge).__name__}")
+            raise ConfigError(
+                f"FGCEReward needs a JudgeClient, a JudgeConfig or a dict of JudgeConfig fields, "
+                f"got {type(judge).__name__}"
+            )
         self.weighted = bool(weighted)
         self.taxonomy = get_taxonomy(taxonomy) if taxonomy is not None else None
         self.split = get_splitter(splitter)
@@ -122,18 +142,23 @@ class FGCEReward:
         self.totals: Counter = Counter()
 
     def __repr__(self) -> str:
-        return (f"FGCEReward(weighted={self.weighted}, splitter={self.splitter!r}, malformed={self.malformed!r}, "
-                f"judge={self.judge!r})")
+        return (
+            f"FGCEReward(weighted={self.weighted}, splitter={self.splitter!r}, malformed={self.malformed!r}, "
+            f"judge={self.judge!r})"
+        )
 
     # ------------------------------------------------------------ entry points
 
-    async def __call__(self, completions: Sequence[Any], solution: Sequence[object] | None = None,
-                       **kwargs: Any) -> list[float | None]:
+    async def __call__(
+        self, completions: Sequence[Any], solution: Sequence[object] | None = None, **kwargs: Any
+    ) -> list[float | None]:
         return await self._score(completions, solution, kwargs)
 
-    def compute(self, completions: Sequence[Any], solution: Sequence[object] | None = None,
-                **kwargs: Any) -> list[float | None]:
+    def compute(
+        self, completions: Sequence[Any], solution: Sequence[object] | None = None, **kwargs: Any
+    ) -> list[float | None]:
         """The rewards, from synchronous code (inside a running loop it runs on a helper thread)."""
+
         async def run() -> list[float | None]:
             try:
                 return await self._score(completions, solution, kwargs)
@@ -151,10 +176,16 @@ class FGCEReward:
 
     # ------------------------------------------------------------ the work
 
-    async def _score(self, completions: Sequence[Any], solution: Sequence[object] | None,
-                     kwargs: dict[str, Any]) -> list[float | None]:
-        from erv.judge.prompts import (JudgeReplyError, fgce_classify_prompt, fgce_score_prompt,
-                                       parse_fgce_classification, parse_fgce_score)
+    async def _score(
+        self, completions: Sequence[Any], solution: Sequence[object] | None, kwargs: dict[str, Any]
+    ) -> list[float | None]:
+        from erv.judge.prompts import (
+            JudgeReplyError,
+            fgce_classify_prompt,
+            fgce_score_prompt,
+            parse_fgce_classification,
+            parse_fgce_score,
+        )
 
         start = time.perf_counter()
         texts = completion_texts(completions)
@@ -167,7 +198,7 @@ class FGCEReward:
         # Which completions earn a judgement: right answer and a non-empty explanation.
         wrong = no_think = 0
         units: list[tuple[str, list[str]] | None] = []  # (explanation, sentences) per judged completion
-        for text, tax, gold in zip(texts, taxonomies, golds):
+        for text, tax, gold in zip(texts, taxonomies, golds, strict=True):
             if text is None:
                 units.append(None)
                 continue
@@ -185,7 +216,7 @@ class FGCEReward:
             units.append((think.strip(), sentences))
 
         # One task per distinct request; a sentence's stage 2 waits only for its own stage 1.
-        tasks: dict[tuple[str, str], "asyncio.Task[Any]"] = {}
+        tasks: dict[tuple[str, str], asyncio.Task[Any]] = {}
         cached = 0
 
         async def ask(prompt: str, stage: str) -> tuple[Any, str | None, str | None]:
@@ -201,7 +232,7 @@ class FGCEReward:
             except JudgeReplyError as exc:
                 return None, "malformed_classification" if stage == "classify" else "malformed_score", str(exc)
 
-        def request(prompt: str, stage: str) -> "asyncio.Task[Any]":
+        def request(prompt: str, stage: str) -> asyncio.Task[Any]:
             key = (stage, prompt)
             if key not in tasks:
                 tasks[key] = asyncio.ensure_future(ask(prompt, stage))
@@ -214,13 +245,16 @@ class FGCEReward:
             if label["function"] == "others":
                 return _SentenceVerdict("others", label["modality"], 0.0)
             score, problem, error = await request(
-                fgce_score_prompt(sentence, label["function"], emotion=emotion, context=context), "score")
+                fgce_score_prompt(sentence, label["function"], emotion=emotion, context=context), "score"
+            )
             if problem is not None:
                 return _SentenceVerdict(label["function"], label["modality"], problem=problem, error=error)
             return _SentenceVerdict(label["function"], label["modality"], float(score))
 
-        jobs = [[judge_sentence(s, unit[0], gold) for s in unit[1]] if unit is not None else []
-                for unit, gold in zip(units, golds)]
+        jobs = [
+            [judge_sentence(s, unit[0], gold) for s in unit[1]] if unit is not None else []
+            for unit, gold in zip(units, golds, strict=True)
+        ]
         flat = [job for per in jobs for job in per]
         try:
             verdicts_flat = list(await asyncio.gather(*flat))
@@ -236,11 +270,11 @@ class FGCEReward:
         failed_samples = malformed_samples = 0
         first_error: str | None = None
         position = 0
-        for unit, per in zip(units, jobs):
+        for unit, per in zip(units, jobs, strict=True):
             if unit is None:
                 rewards.append(0.0)
                 continue
-            verdicts = verdicts_flat[position:position + len(per)]
+            verdicts = verdicts_flat[position : position + len(per)]
             position += len(per)
             items: list[tuple[str, str, float]] = []
             failed = malformed = False
@@ -292,24 +326,53 @@ class FGCEReward:
             "seconds": time.perf_counter() - start,
         }
         self.last_stats = stats
-        self.totals.update({k: v for k, v in stats.items() if k not in ("share_others", "mean_sentences", "mean_reward")})
+        self.totals.update(
+            {k: v for k, v in stats.items() if k not in ("share_others", "mean_sentences", "mean_reward")}
+        )
         self.totals["calls"] += 1
         if failed_samples:
-            logger.warning("%s: judge calls failed for %d sentences; %d completions get reward None (first error: %s)",
-                           self.__name__, problems["failed"], failed_samples, first_error)
+            logger.warning(
+                "%s: judge calls failed for %d sentences; %d completions get reward None (first error: %s)",
+                self.__name__,
+                problems["failed"],
+                failed_samples,
+                first_error,
+            )
         if problems["malformed_classification"] or problems["malformed_score"]:
-            logger.warning("%s: %d malformed classification and %d malformed score replies; those sentences %s "
-                           "(first: %s)", self.__name__, problems["malformed_classification"],
-                           problems["malformed_score"],
-                           "count as 'others'" if self.malformed == "others" else "make their completion's reward None",
-                           first_error)
-        logger.info("%s: %d completions, %d judged (%d wrong answer, %d without <think>), %d sentences "
-                    "(%d distinct), %d requests sent, %d from the cache, mean reward %.3f, %.2fs", self.__name__, n,
-                    judged, wrong, no_think, n_sentences, stats["unique_sentences"], stats["requests"], cached,
-                    stats["mean_reward"], stats["seconds"])
+            logger.warning(
+                "%s: %d malformed classification and %d malformed score replies; those sentences %s (first: %s)",
+                self.__name__,
+                problems["malformed_classification"],
+                problems["malformed_score"],
+                "count as 'others'" if self.malformed == "others" else "make their completion's reward None",
+                first_error,
+            )
+        logger.info(
+            "%s: %d completions, %d judged (%d wrong answer, %d without <think>), %d sentences "
+            "(%d distinct), %d requests sent, %d from the cache, mean reward %.3f, %.2fs",
+            self.__name__,
+            n,
+            judged,
+            wrong,
+            no_think,
+            n_sentences,
+            stats["unique_sentences"],
+            stats["requests"],
+            cached,
+            stats["mean_reward"],
+            stats["seconds"],
+        )
         log_metric = kwargs.get("log_metric")
         if callable(log_metric):
-            for key in ("judged", "mean_sentences", "share_others", "judge_failures", "malformed_samples",
-                        "requests", "cached", "seconds"):
+            for key in (
+                "judged",
+                "mean_sentences",
+                "share_others",
+                "judge_failures",
+                "malformed_samples",
+                "requests",
+                "cached",
+                "seconds",
+            ):
                 log_metric(f"{self.__name__}/{key}", float(stats[key]))
         return rewards

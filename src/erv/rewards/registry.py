@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from erv.errors import ConfigError
 
@@ -48,38 +49,77 @@ def _accuracy(*, taxonomy: str | None = None) -> RewardFunction:
     return make_accuracy_reward(taxonomy) if taxonomy else accuracy_reward
 
 
-def _explanation(*, verifier: Any = None, taxonomy: str | None = None, threshold: float = 0.1, top_k: int | None = 2,
-                 neutral_rule: str = "only", neutral_filter: bool = True, sentence_level: bool = True,
-                 splitter: str = "regex", verifier_batch_size: int | None = None,
-                 verifier_device: str | None = None) -> RewardFunction:
+def _explanation(
+    *,
+    verifier: Any = None,
+    taxonomy: str | None = None,
+    threshold: float = 0.1,
+    top_k: int | None = 2,
+    neutral_rule: str = "only",
+    neutral_filter: bool = True,
+    sentence_level: bool = True,
+    splitter: str = "regex",
+    verifier_batch_size: int | None = None,
+    verifier_device: str | None = None,
+) -> RewardFunction:
     from erv.rewards.explanation import ExplanationReward
 
     if verifier is None or verifier == "":
-        raise ConfigError("reward 'explanation' needs a verifier: set the recipe field `verifier` to an ERV "
-                          "checkpoint folder (erv verifier train) or a hub id")
-    return ExplanationReward(verifier, threshold=threshold, top_k=top_k, neutral_rule=neutral_rule,
-                             neutral_filter=neutral_filter, sentence_level=sentence_level, splitter=splitter,
-                             taxonomy=taxonomy, batch_size=verifier_batch_size, device=verifier_device)
+        raise ConfigError(
+            "reward 'explanation' needs a verifier: set the recipe field `verifier` to an ERV "
+            "checkpoint folder (erv verifier train) or a hub id"
+        )
+    return ExplanationReward(
+        verifier,
+        threshold=threshold,
+        top_k=top_k,
+        neutral_rule=neutral_rule,
+        neutral_filter=neutral_filter,
+        sentence_level=sentence_level,
+        splitter=splitter,
+        taxonomy=taxonomy,
+        batch_size=verifier_batch_size,
+        device=verifier_device,
+    )
 
 
-def _fgce(*, judge_model: str | None = None, judge_base_url: str | None = None, judge_api_key_env: str = "OPENAI_API_KEY",
-          judge_concurrency: int = 16, judge_cache: str | None = None, taxonomy: str | None = None,
-          fgce_weighted: bool = True, fgce_splitter: str = "punkt", fgce_malformed: str = "others") -> RewardFunction:
+def _fgce(
+    *,
+    judge_model: str | None = None,
+    judge_base_url: str | None = None,
+    judge_api_key_env: str = "OPENAI_API_KEY",
+    judge_concurrency: int = 16,
+    judge_cache: str | None = None,
+    taxonomy: str | None = None,
+    fgce_weighted: bool = True,
+    fgce_splitter: str = "punkt",
+    fgce_malformed: str = "others",
+) -> RewardFunction:
     from erv.judge.client import DEFAULT_MODEL, JudgeConfig
     from erv.rewards.fgce import FGCEReward
 
-    config = JudgeConfig(model=judge_model or DEFAULT_MODEL, base_url=judge_base_url, api_key_env=judge_api_key_env,
-                         concurrency=judge_concurrency, cache=judge_cache)
-    return FGCEReward(config, weighted=fgce_weighted, taxonomy=taxonomy, splitter=fgce_splitter,
-                      malformed=fgce_malformed)
+    config = JudgeConfig(
+        model=judge_model or DEFAULT_MODEL,
+        base_url=judge_base_url,
+        api_key_env=judge_api_key_env,
+        concurrency=judge_concurrency,
+        cache=judge_cache,
+    )
+    return FGCEReward(
+        config, weighted=fgce_weighted, taxonomy=taxonomy, splitter=fgce_splitter, malformed=fgce_malformed
+    )
 
 
 REWARDS: dict[str, RewardSpec] = {
-    spec.name: spec for spec in (
+    spec.name: spec
+    for spec in (
         RewardSpec("format", _format, "1 if the completion is <think>…</think><answer>…</answer> (paper regex)"),
         RewardSpec("accuracy", _accuracy, "1 if the normalised <answer> equals the gold label"),
-        RewardSpec("explanation", _explanation,
-                   "ERV reward (Algorithm 1): share of <think> sentences whose verifier labels hold the gold emotion"),
+        RewardSpec(
+            "explanation",
+            _explanation,
+            "ERV reward (Algorithm 1): share of <think> sentences whose verifier labels hold the gold emotion",
+        ),
         RewardSpec("fgce", _fgce, "CA-EMER FG-CE: LLM-judged function/modality-weighted sentence scores"),
     )
 }
@@ -115,8 +155,10 @@ def build_reward(name: str, options: Mapping[str, Any] | None = None) -> RewardF
     if spec is None:
         if ":" in name:
             return _import_dotted(name)
-        raise ConfigError(f"unknown reward {name!r}; registered rewards: {', '.join(REWARDS)} "
-                          f"(or a dotted 'package.module:function')")
+        raise ConfigError(
+            f"unknown reward {name!r}; registered rewards: {', '.join(REWARDS)} "
+            f"(or a dotted 'package.module:function')"
+        )
     return spec.factory(**{k: v for k, v in options.items() if k in spec.options})
 
 

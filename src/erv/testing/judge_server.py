@@ -36,9 +36,10 @@ import signal
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Sequence
+from typing import Any
 
 # Words the server answers when it is told to step outside the prompt's emotion list.
 OUT_OF_LIST_WORDS: tuple[str, ...] = ("confusion", "boredom", "nostalgia", "curiosity", "awe")
@@ -48,16 +49,34 @@ GARBAGE_TEXTS: tuple[str, ...] = (
     "### 42 ###",
     "The reasoning mentions several cues; it is hard to say.",
 )
-_DESCRIPTION_DETAILS = ("her brows draw together and her voice drops",
-                        "she looks away and speaks in short, clipped phrases",
-                        "her eyes widen and she raises her voice")
-_DESCRIPTION_OPENERS = ("Her face and voice clearly show", "Everything about him signals",
-                        "The speaker plainly conveys", "Throughout the clip she displays")
-_DESCRIPTION_VOICES = ("the pitch of the voice climbs", "the words come out slowly", "a sigh breaks the sentence",
-                       "the volume drops to a murmur", "the speech speeds up")
+_DESCRIPTION_DETAILS = (
+    "her brows draw together and her voice drops",
+    "she looks away and speaks in short, clipped phrases",
+    "her eyes widen and she raises her voice",
+)
+_DESCRIPTION_OPENERS = (
+    "Her face and voice clearly show",
+    "Everything about him signals",
+    "The speaker plainly conveys",
+    "Throughout the clip she displays",
+)
+_DESCRIPTION_VOICES = (
+    "the pitch of the voice climbs",
+    "the words come out slowly",
+    "a sigh breaks the sentence",
+    "the volume drops to a murmur",
+    "the speech speeds up",
+)
 FGCE_FUNCTIONS_SERVED = ("information extraction", "information analysis", "conclusion", "others")
-FGCE_MODALITIES_SERVED = ("audio", "visual", "contextual", "audio-contextual", "visual-contextual",
-                          "audio-visual", "audio-visual-contextual")
+FGCE_MODALITIES_SERVED = (
+    "audio",
+    "visual",
+    "contextual",
+    "audio-contextual",
+    "visual-contextual",
+    "audio-visual",
+    "audio-visual-contextual",
+)
 
 # "... the appropriate emotion in a, b, c." / "... in a, b, c. Primarily ..." (judge prompts)
 _LIST_IN_PROMPT = re.compile(r"emotion in ([^\n]+?)\.(?:\s|$)")
@@ -160,12 +179,13 @@ class JudgeTestServer:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self) -> "JudgeTestServer":
+    def start(self) -> JudgeTestServer:
         handler = type("_BoundHandler", (_Handler,), {"server_state": self})
         httpd = _QuietServer(("127.0.0.1", self._port), handler)
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="judge-test-server", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="judge-test-server", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -179,7 +199,7 @@ class JudgeTestServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "JudgeTestServer":
+    def __enter__(self) -> JudgeTestServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -205,8 +225,15 @@ class JudgeTestServer:
         """A copy of the statistics, safe to read while requests are running."""
         with self._lock:
             s = self.stats
-            return ServerStats(s.requests, Counter(s.outcomes), dict(s.attempts), dict(s.last_outcome),
-                               s.in_flight, s.max_in_flight, set(s.authorization_seen))
+            return ServerStats(
+                s.requests,
+                Counter(s.outcomes),
+                dict(s.attempts),
+                dict(s.last_outcome),
+                s.in_flight,
+                s.max_in_flight,
+                set(s.authorization_seen),
+            )
 
     @property
     def request_count(self) -> int:
@@ -237,18 +264,23 @@ class JudgeTestServer:
         if cfg.max_transient_faults is not None and attempt > cfg.max_transient_faults:
             return None
         draw = _unit(cfg.seed, "fault", prompt_key(messages), attempt)
-        for name, rate in (("429", cfg.rate_429), ("500", cfg.rate_500), ("hang", cfg.rate_hang),
-                           ("malformed", cfg.rate_malformed)):
+        for name, rate in (
+            ("429", cfg.rate_429),
+            ("500", cfg.rate_500),
+            ("hang", cfg.rate_hang),
+            ("malformed", cfg.rate_malformed),
+        ):
             if draw < rate:
                 return name
             draw -= rate
         return None
 
-    def expected_reply(self, prompt: str | list[dict[str, Any]], *, system: str | None = None,
-                       json_mode: bool = False) -> str:
+    def expected_reply(
+        self, prompt: str | list[dict[str, Any]], *, system: str | None = None, json_mode: bool = False
+    ) -> str:
         """The text the server answers for a prompt when the request does not fault."""
         if isinstance(prompt, str):
-            messages: list[dict[str, Any]] = ([{"role": "system", "content": system}] if system is not None else [])
+            messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system is not None else []
             messages.append({"role": "user", "content": prompt})
         else:
             messages = prompt
@@ -264,7 +296,7 @@ class JudgeTestServer:
                 return reply
         return None
 
-    def _compiled_rules(self) -> list[tuple["re.Pattern[str]", str | int]]:
+    def _compiled_rules(self) -> list[tuple[re.Pattern[str], str | int]]:
         rules = self.config.rules
         cached = getattr(self, "_rules_cache", None)
         if cached is None or cached[0] is not rules:
@@ -290,10 +322,14 @@ class JudgeTestServer:
             sample = body.get("seed")
             if isinstance(sample, int) and not isinstance(sample, bool):
                 # A sampled generation: the request's seed picks one of 3 x 4 x 5 variants.
-                return (f"{_pick(_DESCRIPTION_OPENERS, cfg.seed, 'opener', key, sample)} {emotion}: "
-                        f"{_pick(_DESCRIPTION_DETAILS, cfg.seed, 'detail', key, sample)}, and "
-                        f"{_pick(_DESCRIPTION_VOICES, cfg.seed, 'voice', key, sample)}.")
-            return f"Her face and voice clearly show {emotion}: {_pick(_DESCRIPTION_DETAILS, cfg.seed, 'detail', key)}."
+                return (
+                    f"{_pick(_DESCRIPTION_OPENERS, cfg.seed, 'opener', key, sample)} {emotion}: "
+                    f"{_pick(_DESCRIPTION_DETAILS, cfg.seed, 'detail', key, sample)}, and "
+                    f"{_pick(_DESCRIPTION_VOICES, cfg.seed, 'voice', key, sample)}."
+                )
+            return (
+                f"Her face and voice clearly show {emotion}: {_pick(_DESCRIPTION_DETAILS, cfg.seed, 'detail', key)}."
+            )
         draw = _unit(cfg.seed, "content", key)
         if draw < cfg.rate_garbage:
             return _pick(GARBAGE_TEXTS, cfg.seed, "garbage", key)
@@ -303,7 +339,7 @@ class JudgeTestServer:
         labels = list(cfg.labels) if cfg.labels else _labels_in_prompt(text)
         first = _pick(labels, cfg.seed, "label", key)
         if "up to 2" in text and len(labels) > 1 and _unit(cfg.seed, "two", key) < 0.3:
-            second = _pick([l for l in labels if l != first], cfg.seed, "label2", key)
+            second = _pick([lab for lab in labels if lab != first], cfg.seed, "label2", key)
             return f"{first}, {second}"
         return first
 
@@ -312,11 +348,13 @@ class JudgeTestServer:
         if _unit(seed, "content", key) < self.config.rate_garbage:
             return "{not json"
         if '"function"' in text and '"modality"' in text:
-            return json.dumps({
-                "function": _pick(FGCE_FUNCTIONS_SERVED, seed, "function", key),
-                "modality": _pick(FGCE_MODALITIES_SERVED, seed, "modality", key),
-                "confidence": round(0.5 + 0.5 * _unit(seed, "confidence", key), 2),
-            })
+            return json.dumps(
+                {
+                    "function": _pick(FGCE_FUNCTIONS_SERVED, seed, "function", key),
+                    "modality": _pick(FGCE_MODALITIES_SERVED, seed, "modality", key),
+                    "confidence": round(0.5 + 0.5 * _unit(seed, "confidence", key), 2),
+                }
+            )
         return json.dumps({"score": 1 + int(_unit(seed, "score", key) * 5) % 5})
 
     # Called by the handler; returns (status, headers, body bytes) or None for a hang.
@@ -329,8 +367,11 @@ class JudgeTestServer:
         if cfg.api_key is not None and presented != cfg.api_key:
             self._record(None, "401")
             # Deliberately hostile: echo the presented key, as some servers do.
-            return 401, {}, _error_body(f"Incorrect API key provided: {presented}.", "invalid_request_error",
-                                        "invalid_api_key")
+            return (
+                401,
+                {},
+                _error_body(f"Incorrect API key provided: {presented}.", "invalid_request_error", "invalid_api_key"),
+            )
         try:
             body = json.loads(body_bytes or b"{}")
         except json.JSONDecodeError:
@@ -343,8 +384,11 @@ class JudgeTestServer:
         model = body.get("model")
         if cfg.model is not None and model != cfg.model:
             self._record(None, "404")
-            return 404, {}, _error_body(f"The model `{model}` does not exist.", "invalid_request_error",
-                                        "model_not_found")
+            return (
+                404,
+                {},
+                _error_body(f"The model `{model}` does not exist.", "invalid_request_error", "model_not_found"),
+            )
         key = prompt_key(messages)
         with self._lock:
             self.stats.attempts[key] += 1
@@ -352,14 +396,22 @@ class JudgeTestServer:
         scripted = self.scripted_reply(_last_user_text(messages))
         if isinstance(scripted, int):
             self._record(key, str(scripted))
-            return scripted, {}, _error_body(f"Scripted failure (test server rule): HTTP {scripted}.", "server_error", None)
+            return (
+                scripted,
+                {},
+                _error_body(f"Scripted failure (test server rule): HTTP {scripted}.", "server_error", None),
+            )
         fault = self.fault_for(messages, attempt)
         if cfg.latency > 0:
             self._stop.wait(cfg.latency)
         retry_headers = {"retry-after-ms": str(cfg.retry_after_ms)} if cfg.retry_after_ms is not None else {}
         if fault == "429":
             self._record(key, "429")
-            return 429, retry_headers, _error_body("Rate limit reached (test server).", "requests", "rate_limit_exceeded")
+            return (
+                429,
+                retry_headers,
+                _error_body("Rate limit reached (test server).", "requests", "rate_limit_exceeded"),
+            )
         if fault == "500":
             self._record(key, "500")
             return 500, retry_headers, _error_body("The server had an error (test server).", "server_error", None)
@@ -377,10 +429,19 @@ class JudgeTestServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model or "test-judge",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": len(key) // 4, "completion_tokens": max(1, len(text) // 4),
-                      "total_tokens": len(key) // 4 + max(1, len(text) // 4)},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": len(key) // 4,
+                "completion_tokens": max(1, len(text) // 4),
+                "total_tokens": len(key) // 4 + max(1, len(text) // 4),
+            },
         }
         return 200, {}, json.dumps(completion).encode("utf-8")
 
@@ -451,8 +512,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             name = self.server_state.config.model or "test-judge"
-            body = json.dumps({"object": "list", "data": [{"id": name, "object": "model", "created": 0,
-                                                            "owned_by": "erv"}]}).encode("utf-8")
+            body = json.dumps(
+                {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "erv"}]}
+            ).encode("utf-8")
             self._send(200, {}, body)
         else:
             self._send(404, {}, _error_body(f"no route {self.path}", "invalid_request_error", None))
@@ -478,7 +540,9 @@ class _Handler(BaseHTTPRequestHandler):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="erv judge testserver",
-        description="OpenAI-compatible chat-completions test server on 127.0.0.1 (deterministic answers, optional faults).")
+        description="OpenAI-compatible chat-completions test server on 127.0.0.1 (deterministic answers, "
+        "optional faults).",
+    )
     parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
     rates = {f.name for f in fields(ServerConfig) if f.name.startswith("rate_")}
     for f in fields(ServerConfig):
@@ -492,12 +556,24 @@ def build_parser() -> argparse.ArgumentParser:
         elif f.name in ("max_transient_faults", "retry_after_ms"):
             parser.add_argument(flag, type=int, default=f.default)
         else:
-            parser.add_argument(flag, type=str, default=f.default,
-                                help="required bearer key (default: accept any)" if f.name == "api_key" else None)
-    parser.add_argument("--labels", type=str, default=None,
-                        help="comma-separated emotion list to answer from (default: the list in each prompt)")
-    parser.add_argument("--rules", type=str, default=None,
-                        help='JSON file with a list of [regex, reply] pairs (reply: text, or an int HTTP status)')
+            parser.add_argument(
+                flag,
+                type=str,
+                default=f.default,
+                help="required bearer key (default: accept any)" if f.name == "api_key" else None,
+            )
+    parser.add_argument(
+        "--labels",
+        type=str,
+        default=None,
+        help="comma-separated emotion list to answer from (default: the list in each prompt)",
+    )
+    parser.add_argument(
+        "--rules",
+        type=str,
+        default=None,
+        help="JSON file with a list of [regex, reply] pairs (reply: text, or an int HTTP status)",
+    )
     return parser
 
 
@@ -505,8 +581,9 @@ def load_rules(path: str) -> tuple[tuple[str, str | int], ...]:
     """Rules for :attr:`ServerConfig.rules` from a JSON file: `[[regex, reply], ...]`."""
     with open(path, encoding="utf-8") as handle:
         data = json.load(handle)
-    if not isinstance(data, list) or not all(isinstance(r, list) and len(r) == 2 and isinstance(r[0], str)
-                                             and isinstance(r[1], (str, int)) for r in data):
+    if not isinstance(data, list) or not all(
+        isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and isinstance(r[1], (str, int)) for r in data
+    ):
         raise SystemExit(f"{path}: expected a JSON list of [regex, reply] pairs")
     for pattern, _ in data:
         try:
@@ -522,7 +599,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    values = {f.name: getattr(args, f.name) for f in fields(ServerConfig) if f.name not in ("responder", "labels", "rules")}
+    values = {
+        f.name: getattr(args, f.name) for f in fields(ServerConfig) if f.name not in ("responder", "labels", "rules")
+    }
     labels = tuple(x.strip() for x in args.labels.split(",") if x.strip()) if args.labels else None
     rules = load_rules(args.rules) if args.rules else ()
     server = JudgeTestServer(ServerConfig(labels=labels, rules=rules, **values), port=args.port)

@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import fractions
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 
 def _scene(width: int, height: int, rng: np.random.Generator, pan: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:height + 64, 0:width + pan].astype(np.float32)
-    tex = np.stack([128 + 60 * np.sin(xx / 17 + yy / 29),
-                    128 + 60 * np.sin(yy / 13 - xx / 41),
-                    128 + 50 * np.cos((xx + yy) / 23)], axis=-1)
+    yy, xx = np.mgrid[0 : height + 64, 0 : width + pan].astype(np.float32)
+    tex = np.stack(
+        [
+            128 + 60 * np.sin(xx / 17 + yy / 29),
+            128 + 60 * np.sin(yy / 13 - xx / 41),
+            128 + 50 * np.cos((xx + yy) / 23),
+        ],
+        axis=-1,
+    )
     tex += rng.normal(0.0, 12.0, tex.shape)
     return np.clip(tex, 0, 255).astype(np.uint8)
 
@@ -34,11 +39,11 @@ def iter_synthetic_frames(num_frames: int, width: int, height: int, *, seed: int
     for i in range(num_frames):
         ox = (2 * i) % pan
         oy = int(16 + 12 * np.sin(i / 15))
-        img = tex[oy:oy + height, ox:ox + width].copy()
+        img = tex[oy : oy + height, ox : ox + width].copy()
         cx = int(width / 2 + width / 3 * np.sin(i / 20))
         cy = int(height / 2 + height / 4 * np.cos(i / 17))
         bw, bh = max(2, width // 20), max(2, height // 9)
-        img[max(0, cy - bh):cy + bh, max(0, cx - bw):cx + bw] = (220, 180 - (i % 50), 120)
+        img[max(0, cy - bh) : cy + bh, max(0, cx - bw) : cx + bw] = (220, 180 - (i % 50), 120)
         yield img
 
 
@@ -60,11 +65,22 @@ def synthetic_waveform(seconds: float, sample_rate: int, channels: int, *, seed:
     return np.stack(rows).astype(np.float32)
 
 
-def write_clip(path: str | os.PathLike[str], *, seconds: float = 2.0, fps: int = 25,
-               size: tuple[int, int] = (160, 96), audio_rate: int | None = 48000, channels: int = 2,
-               gop: int | None = None, crf: int = 23, seed: int = 0,
-               video_codec: str = "libx264", pix_fmt: str = "yuv420p",
-               colorspace: int | None = None, color_range: int | None = None) -> Path:
+def write_clip(
+    path: str | os.PathLike[str],
+    *,
+    seconds: float = 2.0,
+    fps: int = 25,
+    size: tuple[int, int] = (160, 96),
+    audio_rate: int | None = 48000,
+    channels: int = 2,
+    gop: int | None = None,
+    crf: int = 23,
+    seed: int = 0,
+    video_codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    colorspace: int | None = None,
+    color_range: int | None = None,
+) -> Path:
     """Write an MP4 with an H.264 video track and (unless `audio_rate` is None) an AAC track.
 
     `size` is (width, height). `gop` sets the keyframe interval (x264's default is 250).
@@ -118,7 +134,7 @@ def write_clip(path: str | os.PathLike[str], *, seconds: float = 2.0, fps: int =
 def _mux_audio_chunk(out, astream, audio: np.ndarray, pos: int, chunk: int, rate: int) -> int:
     import av
 
-    block = np.ascontiguousarray(audio[:, pos:pos + chunk])
+    block = np.ascontiguousarray(audio[:, pos : pos + chunk])
     frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=astream.layout.name)
     frame.sample_rate = rate
     frame.pts = pos
@@ -128,8 +144,9 @@ def _mux_audio_chunk(out, astream, audio: np.ndarray, pos: int, chunk: int, rate
     return pos + block.shape[1]
 
 
-def write_frame_folder(folder: str | os.PathLike[str], num_frames: int = 20, *,
-                       size: tuple[int, int] = (56, 40), seed: int = 0) -> Path:
+def write_frame_folder(
+    folder: str | os.PathLike[str], num_frames: int = 20, *, size: tuple[int, int] = (56, 40), seed: int = 0
+) -> Path:
     """A folder of PNG frames `frame_000.png`, ... (the reference's folder-of-frames input)."""
     from PIL import Image
 
@@ -140,8 +157,9 @@ def write_frame_folder(folder: str | os.PathLike[str], num_frames: int = 20, *,
     return folder
 
 
-def write_wav(path: str | os.PathLike[str], seconds: float = 1.0, *, sample_rate: int = 16000,
-              channels: int = 1, seed: int = 0) -> Path:
+def write_wav(
+    path: str | os.PathLike[str], seconds: float = 1.0, *, sample_rate: int = 16000, channels: int = 1, seed: int = 0
+) -> Path:
     """A 16-bit PCM WAV file of the synthetic tones."""
     import wave
 

@@ -8,7 +8,7 @@ rather than memorise sentences. Nothing here downloads.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
@@ -28,25 +28,54 @@ def word_tokenizer(words: Iterable[str], model_max_length: int = 64):
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-        special_tokens=[("<s>", vocab["<s>"]), ("</s>", vocab["</s>"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>", model_max_length=model_max_length)
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", vocab["<s>"]), ("</s>", vocab["</s>"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=model_max_length,
+    )
 
 
-def tiny_roberta(tokenizer, labels: Sequence[str], *, hidden: int = 32, layers: int = 2, heads: int = 2,
-                 seed: int = 0, max_positions: int = 64, dropout: float = 0.1,
-                 init_range: float = 0.02):
+def tiny_roberta(
+    tokenizer,
+    labels: Sequence[str],
+    *,
+    hidden: int = 32,
+    layers: int = 2,
+    heads: int = 2,
+    seed: int = 0,
+    max_positions: int = 64,
+    dropout: float = 0.1,
+    init_range: float = 0.02,
+):
     """A random-init RobertaForSequenceClassification whose id2label names `labels`."""
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
     config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=hidden * 2, max_position_embeddings=max_positions + 2, type_vocab_size=1,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
-        problem_type="multi_label_classification", hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout, initializer_range=init_range)
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=max_positions + 2,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
+        problem_type="multi_label_classification",
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        initializer_range=init_range,
+    )
     torch.manual_seed(seed)
     return RobertaForSequenceClassification(config).eval()
 
@@ -64,10 +93,34 @@ CUES = {
     "fear": ["trembling", "terrified", "cowering", "panicked", "frightened", "shaking"],
     "neutral": ["expressionless", "composed", "blank", "impassive", "flat", "unmoved"],
 }
-SUBJECTS = ["the man", "the woman", "the boy", "the girl", "the old man", "the speaker", "the actor",
-            "the driver", "the teacher", "the soldier", "the nurse", "the child"]
-SCENES = ["in the kitchen", "near the window", "at the table", "on the phone", "in the car", "by the door",
-          "in the office", "on the street", "in the rain", "at night", "in the hallway", "during the call"]
+SUBJECTS = [
+    "the man",
+    "the woman",
+    "the boy",
+    "the girl",
+    "the old man",
+    "the speaker",
+    "the actor",
+    "the driver",
+    "the teacher",
+    "the soldier",
+    "the nurse",
+    "the child",
+]
+SCENES = [
+    "in the kitchen",
+    "near the window",
+    "at the table",
+    "on the phone",
+    "in the car",
+    "by the door",
+    "in the office",
+    "on the street",
+    "in the rain",
+    "at night",
+    "in the hallway",
+    "during the call",
+]
 TRAIN_TEMPLATES = [
     "{s} is {c} {p} .",
     "{p} , {s} looks {c} .",
@@ -84,8 +137,32 @@ HELD_OUT_TEMPLATES = [
 # Leading phrases shift the cue words' positions, so position alone cannot give a label away.
 TRAIN_PREFIXES = ["", "", "in this scene ,", "at first ,", "later on ,", "for a moment ,", "on screen ,"]
 HELD_OUT_PREFIXES = ["", "after a pause ,", "in the end ,"]
-FILLERS = ["the", "a", "is", "looks", "appears", "while", "talking", "we", "see", "voice", "of", "sounds", "as",
-           "camera", "moves", "keeps", "clearly", "seems", "face", "throughout", "clip", "stays", "and", "also"]
+FILLERS = [
+    "the",
+    "a",
+    "is",
+    "looks",
+    "appears",
+    "while",
+    "talking",
+    "we",
+    "see",
+    "voice",
+    "of",
+    "sounds",
+    "as",
+    "camera",
+    "moves",
+    "keeps",
+    "clearly",
+    "seems",
+    "face",
+    "throughout",
+    "clip",
+    "stays",
+    "and",
+    "also",
+]
 
 
 def synthetic_corpus(n: int, seed: int, *, held_out: bool = False, two_label_share: float = 0.25):
@@ -96,14 +173,14 @@ def synthetic_corpus(n: int, seed: int, *, held_out: bool = False, two_label_sha
     templates = HELD_OUT_TEMPLATES if held_out else TRAIN_TEMPLATES
     prefixes = HELD_OUT_PREFIXES if held_out else TRAIN_PREFIXES
     labels = list(CUES)
-    emotional = [l for l in labels if l != "neutral"]
+    emotional = [lab for lab in labels if lab != "neutral"]
     out = []
     for i in range(n):
         first = labels[i % len(labels)]
         chosen = [first]
         if first != "neutral" and rng.random() < two_label_share:
-            chosen.append(rng.choice([l for l in emotional if l != first]))
-        cue = " and ".join(rng.choice(CUES[l]) for l in chosen)
+            chosen.append(rng.choice([lab for lab in emotional if lab != first]))
+        cue = " and ".join(rng.choice(CUES[lab]) for lab in chosen)
         text = rng.choice(templates).format(s=rng.choice(SUBJECTS), c=cue, p=rng.choice(SCENES))
         text = f"{rng.choice(prefixes)} {text}".strip()
         out.append((text, tuple(chosen)))

@@ -14,8 +14,8 @@ preprocessing code path runs as it would on a real release.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from erv.data.emotions import TAXONOMIES
 from erv.data.prompts import TASK_PROMPT
@@ -35,8 +35,13 @@ BERT_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 def _corpus() -> list[str]:
     words = sorted({label for tax in TAXONOMIES.values() for label in tax.labels})
-    return [TASK_PROMPT, " ".join(words), "<think> </think> <answer> </answer> <vi_start> <vi_end> <au_start> <au_end>",
-            "You are a helpful assistant.", "system user assistant"] * 4
+    return [
+        TASK_PROMPT,
+        " ".join(words),
+        "<think> </think> <answer> </answer> <vi_start> <vi_end> <au_start> <au_end>",
+        "You are a helpful assistant.",
+        "system user assistant",
+    ] * 4
 
 
 def build_llm_tokenizer(vocab_size: int = 500):
@@ -47,8 +52,9 @@ def build_llm_tokenizer(vocab_size: int = 500):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     tok.train_from_iterator(_corpus(), trainer=trainer)
     # Pad the vocabulary to exactly vocab_size so the specials land on fixed ids.
     filler = 0
@@ -56,8 +62,13 @@ def build_llm_tokenizer(vocab_size: int = 500):
         tok.add_tokens([f"<|unused_{filler}|>"])
         filler += 1
     tok.add_special_tokens(list(SPECIAL_TOKENS))  # ids vocab_size, +1, +2 as in the Qwen2 layout
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   additional_special_tokens=list(SPECIAL_TOKENS), clean_up_tokenization_spaces=False)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=list(SPECIAL_TOKENS),
+        clean_up_tokenization_spaces=False,
+    )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
@@ -79,8 +90,13 @@ def build_bert_tokenizer(folder: Path, extra_words: Iterable[str] = ()):
 def write_tiny_release(root: str | os.PathLike[str], *, seed: int = 0, num_frames: int = 4) -> Path:
     """Write a tiny random HumanOmni release under `root`; returns the checkpoint folder."""
     import torch
-    from transformers import (BertModel, SiglipImageProcessor, SiglipVisionModel, WhisperFeatureExtractor,
-                              WhisperForConditionalGeneration)
+    from transformers import (
+        BertModel,
+        SiglipImageProcessor,
+        SiglipVisionModel,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+    )
 
     from erv.model import build_model, preset_config
 
@@ -99,8 +115,9 @@ def write_tiny_release(root: str | os.PathLike[str], *, seed: int = 0, num_frame
     whisper = WhisperForConditionalGeneration(config.audio_config)
     whisper.save_pretrained(root / "whisper-tiny")
     mel_frames = 2 * config.audio_config.max_source_positions
-    WhisperFeatureExtractor(feature_size=config.audio_config.num_mel_bins,
-                            chunk_length=mel_frames // 100).save_pretrained(root / "whisper-tiny")
+    WhisperFeatureExtractor(
+        feature_size=config.audio_config.num_mel_bins, chunk_length=mel_frames // 100
+    ).save_pretrained(root / "whisper-tiny")
 
     BertModel(config.bert_config, add_pooling_layer=True).save_pretrained(bert_dir)
     bert_tokenizer.save_pretrained(bert_dir)

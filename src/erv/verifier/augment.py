@@ -28,17 +28,18 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from erv.data.completions import extract_think
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.errors import ConfigError, RecordError, TaxonomyError
 from erv.io.jobs import ResumableJob, progress_bar, run_sync
+from erv.io.jsonl import PathLike, iter_json_records, write_json
 from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
 from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseudo_label_prompt
-from erv.io.jsonl import PathLike, iter_json_records, write_json
 
 # The classes the paper complements to about 1K examples each (paper-notes §3).
 PAPER_RARE_CLASSES: tuple[str, ...] = ("disgust", "fear", "contempt", "disappointment", "neutral", "helplessness")
@@ -53,12 +54,16 @@ STALL_ROUNDS = 2  # a class whose rounds bring nothing new this many times in a 
 def _check_run_setup(where: str, record: dict[str, Any], out: Path, taxonomy: Taxonomy, model: str) -> None:
     """Records of one output file come from one judge and one taxonomy; mixing is refused."""
     if record.get("dataset") not in (None, taxonomy.name):
-        raise ConfigError(f"{where}: written for dataset {record.get('dataset')!r}, this run uses --dataset "
-                          f"{taxonomy.name}; use another --out")
+        raise ConfigError(
+            f"{where}: written for dataset {record.get('dataset')!r}, this run uses --dataset "
+            f"{taxonomy.name}; use another --out"
+        )
     if record.get("judge") != model:
-        raise ConfigError(f"{where}: written by judge {record.get('judge')!r}, this run uses --model {model!r}; "
-                          f"records of two judges must not be mixed in one file: use another --out, or delete {out} "
-                          f"to start over")
+        raise ConfigError(
+            f"{where}: written by judge {record.get('judge')!r}, this run uses --model {model!r}; "
+            f"records of two judges must not be mixed in one file: use another --out, or delete {out} "
+            f"to start over"
+        )
 
 
 # ---------------------------------------------------------------- pseudo-labels
@@ -100,8 +105,9 @@ class PseudoLabelSummary:
         return f"labelled {self.labelled} / cached {self.cached} / failed {self.failed} / skipped {self.skipped}"
 
 
-def read_explanations(path: PathLike, *, text_key: str | None = None,
-                      allow_unclosed_think: bool = False) -> tuple[list[Explanation], list[str]]:
+def read_explanations(
+    path: PathLike, *, text_key: str | None = None, allow_unclosed_think: bool = False
+) -> tuple[list[Explanation], list[str]]:
     """Explanations from predictions (the `<think>` of `response`) or from text records.
 
     A record with a `response` is a prediction; otherwise its text is under `text_key` or the
@@ -133,8 +139,10 @@ def read_explanations(path: PathLike, *, text_key: str | None = None,
         else:
             key = next((k for k in keys if k in record), None)
             if key is None:
-                raise RecordError(f"{where}: no explanation text: expected a 'response' (predictions) or one of "
-                                  f"the keys {', '.join(keys)} (sample {rid})")
+                raise RecordError(
+                    f"{where}: no explanation text: expected a 'response' (predictions) or one of "
+                    f"the keys {', '.join(keys)} (sample {rid})"
+                )
             text = record[key]
             if text is not None and not isinstance(text, str):
                 raise RecordError(f"{where}: {key!r} must be a string (sample {rid})")
@@ -147,14 +155,31 @@ def read_explanations(path: PathLike, *, text_key: str | None = None,
     return out, no_text
 
 
-def _pseudo_record(item: Explanation, config: JudgeConfig, taxonomy: Taxonomy, *, labels: list[str] | None,
-                   raw: str | None, error: str | None, cached: bool = False) -> dict[str, Any]:
-    return {"id": item.id, "text": item.text, "labels": labels, "raw": raw, "error": error, "judge": config.model,
-            "dataset": taxonomy.name, "cached": cached}
+def _pseudo_record(
+    item: Explanation,
+    config: JudgeConfig,
+    taxonomy: Taxonomy,
+    *,
+    labels: list[str] | None,
+    raw: str | None,
+    error: str | None,
+    cached: bool = False,
+) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "text": item.text,
+        "labels": labels,
+        "raw": raw,
+        "error": error,
+        "judge": config.model,
+        "dataset": taxonomy.name,
+        "cached": cached,
+    }
 
 
-def _load_pseudo_labels(out: Path, taxonomy: Taxonomy, model: str, known: dict[str, int],
-                        source: PathLike) -> dict[str, dict[str, Any]]:
+def _load_pseudo_labels(
+    out: Path, taxonomy: Taxonomy, model: str, known: dict[str, int], source: PathLike
+) -> dict[str, dict[str, Any]]:
     """One record per id from an existing output: the first success, else the last failure."""
     chosen: dict[str, dict[str, Any]] = {}
     if not out.exists() or out.stat().st_size == 0:
@@ -165,8 +190,9 @@ def _load_pseudo_labels(out: Path, taxonomy: Taxonomy, model: str, known: dict[s
         if not isinstance(rid, str) or rid not in known:
             raise ConfigError(f"{where}: sample {rid!r} is not in {source}; is {out} the output of another input?")
         labels = record.get("labels")
-        if labels is not None and (not isinstance(labels, list)
-                                   or any(normalize_label(label, taxonomy) == UNKNOWN for label in labels)):
+        if labels is not None and (
+            not isinstance(labels, list) or any(normalize_label(label, taxonomy) == UNKNOWN for label in labels)
+        ):
             raise RecordError(f"{where}: 'labels' must be null or a list of {taxonomy.name} labels, got {labels!r}")
         previous = chosen.get(rid)
         if previous is not None and previous.get("error") is None:
@@ -188,8 +214,14 @@ def count_labels(records: Iterable[dict[str, Any]], taxonomy: Taxonomy) -> dict[
     return {label: counts.get(label, 0) for label in taxonomy.labels}
 
 
-async def _pseudo_label_all(job: ResumableJob, todo: list[Explanation], client: JudgeClient, taxonomy: Taxonomy,
-                            summary: PseudoLabelSummary, progress: bool | None) -> None:
+async def _pseudo_label_all(
+    job: ResumableJob,
+    todo: list[Explanation],
+    client: JudgeClient,
+    taxonomy: Taxonomy,
+    summary: PseudoLabelSummary,
+    progress: bool | None,
+) -> None:
     config = client.config
     bar = progress_bar(len(todo), f"pseudo-label {config.model}", "text", progress)
 
@@ -217,9 +249,17 @@ async def _pseudo_label_all(job: ResumableJob, todo: list[Explanation], client: 
         await client.aclose()
 
 
-def run_pseudo_label(source: PathLike, dataset: str | Taxonomy, out: PathLike, config: JudgeConfig, *,
-                     text_key: str | None = None, allow_unclosed_think: bool = False, limit: int | None = None,
-                     progress: bool | None = None) -> PseudoLabelSummary:
+def run_pseudo_label(
+    source: PathLike,
+    dataset: str | Taxonomy,
+    out: PathLike,
+    config: JudgeConfig,
+    *,
+    text_key: str | None = None,
+    allow_unclosed_think: bool = False,
+    limit: int | None = None,
+    progress: bool | None = None,
+) -> PseudoLabelSummary:
     """Pseudo-label every explanation of `source` into `out` (resuming it); returns the counts."""
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
@@ -232,9 +272,12 @@ def run_pseudo_label(source: PathLike, dataset: str | Taxonomy, out: PathLike, c
     selected = explanations[:limit] if limit is not None else explanations
     summary = PseudoLabelSummary(total=len(selected), no_text=len(no_text))
 
-    job = ResumableJob(out, "erv verifier augment pseudo-label",
-                       load=lambda: _load_pseudo_labels(out, taxonomy, config.model, order, source).values(),
-                       arrange=lambda records: _compact({r["id"]: r for r in records}, order))
+    job = ResumableJob(
+        out,
+        "erv verifier augment pseudo-label",
+        load=lambda: _load_pseudo_labels(out, taxonomy, config.model, order, source).values(),
+        arrange=lambda records: _compact({r["id"]: r for r in records}, order),
+    )
     with job:
         todo = job.pending(selected, lambda item: item.id)
         summary.skipped = job.skipped
@@ -287,8 +330,10 @@ class ComplementSummary:
 
     def line(self) -> str:
         done = sum(1 for n in self.after.values() if n >= self.target)
-        return (f"generated {self.generated} / duplicates {self.duplicates} / failed {self.failed} / "
-                f"classes at target {done} of {len(self.after)}")
+        return (
+            f"generated {self.generated} / duplicates {self.duplicates} / failed {self.failed} / "
+            f"classes at target {done} of {len(self.after)}"
+        )
 
 
 _TEXT_KEY_STRIP = re.compile(r"^[\s\"'“”‘’`]+|[\s\"'“”‘’`.!?…]+$")
@@ -313,7 +358,7 @@ def clean_description(text: str) -> str:
 
 
 def _draw(seed: int, label: str, draw: int) -> int:
-    digest = hashlib.sha256(f"{seed}\x1f{label}\x1f{draw}".encode("utf-8")).digest()
+    digest = hashlib.sha256(f"{seed}\x1f{label}\x1f{draw}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
@@ -342,11 +387,19 @@ def _load_generated(out: Path, taxonomy: Taxonomy, model: str) -> list[dict[str,
         _check_run_setup(where, record, out, taxonomy, model)
         labels = record.get("labels")
         text = record.get("text")
-        if (not isinstance(record.get("id"), str) or not isinstance(text, str) or not text.strip()
-                or not isinstance(labels, list) or len(labels) != 1 or labels[0] not in taxonomy.labels
-                or not isinstance(record.get("draw"), int)):
-            raise RecordError(f"{where}: not a complement record (id, text, one {taxonomy.name} label, draw); "
-                              f"is {out} the output of `erv verifier augment complement`?")
+        if (
+            not isinstance(record.get("id"), str)
+            or not isinstance(text, str)
+            or not text.strip()
+            or not isinstance(labels, list)
+            or len(labels) != 1
+            or labels[0] not in taxonomy.labels
+            or not isinstance(record.get("draw"), int)
+        ):
+            raise RecordError(
+                f"{where}: not a complement record (id, text, one {taxonomy.name} label, draw); "
+                f"is {out} the output of `erv verifier augment complement`?"
+            )
         records.setdefault(record["id"], record)
     return list(records.values())
 
@@ -369,8 +422,10 @@ def _read_draws(path: Path) -> dict[str, int]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: unreadable draw counters ({exc}); delete it to continue (earlier requests may "
-                          f"then be asked again and their duplicates dropped)") from None
+        raise ConfigError(
+            f"{path}: unreadable draw counters ({exc}); delete it to continue (earlier requests may "
+            f"then be asked again and their duplicates dropped)"
+        ) from None
     if not isinstance(data, dict) or not all(isinstance(v, int) and v >= 0 for v in data.values()):
         raise ConfigError(f"{path}: expected an object of class -> next draw number; delete it to continue")
     return data
@@ -396,9 +451,18 @@ def resolve_classes(classes: Sequence[str] | None, taxonomy: Taxonomy) -> list[s
     return out
 
 
-async def _complement_round(job: ResumableJob, requests: list[tuple[str, int, list[_Shot]]], client: JudgeClient,
-                            taxonomy: Taxonomy, seen: set[str], have: dict[str, int], request_seed: bool, seed: int,
-                            summary: ComplementSummary, bar: Any) -> Counter:
+async def _complement_round(
+    job: ResumableJob,
+    requests: list[tuple[str, int, list[_Shot]]],
+    client: JudgeClient,
+    taxonomy: Taxonomy,
+    seen: set[str],
+    have: dict[str, int],
+    request_seed: bool,
+    seed: int,
+    summary: ComplementSummary,
+    bar: Any,
+) -> Counter:
     """One round: every request at once (bounded by the client's concurrency); returns new texts per class."""
     config = client.config
     added: Counter = Counter()
@@ -423,18 +487,40 @@ async def _complement_round(job: ResumableJob, requests: list[tuple[str, int, li
         have[label] += 1
         added[label] += 1
         summary.generated += 1
-        put({"id": f"complement:{label}:{draw:06d}", "text": text, "labels": [label], "raw": reply.text,
-             "error": None, "judge": config.model, "dataset": taxonomy.name, "draw": draw,
-             "shots": [s.ref for s in shots], "cached": reply.cached})
+        put(
+            {
+                "id": f"complement:{label}:{draw:06d}",
+                "text": text,
+                "labels": [label],
+                "raw": reply.text,
+                "error": None,
+                "judge": config.model,
+                "dataset": taxonomy.name,
+                "draw": draw,
+                "shots": [s.ref for s in shots],
+                "cached": reply.cached,
+            }
+        )
 
     await job.run(requests, handle, concurrency=len(requests) or 1)  # the client bounds what is in flight
     return added
 
 
-def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathLike, config: JudgeConfig, *,
-                   classes: Sequence[str] | None = None, target: int = 1000, seed: int = 0,
-                   request_seed: bool = True, max_rounds: int = 10, data_format: str = "auto",
-                   drop_unknown_labels: bool = False, progress: bool | None = None) -> ComplementSummary:
+def run_complement(
+    data: Sequence[PathLike],
+    dataset: str | Taxonomy,
+    out: PathLike,
+    config: JudgeConfig,
+    *,
+    classes: Sequence[str] | None = None,
+    target: int = 1000,
+    seed: int = 0,
+    request_seed: bool = True,
+    max_rounds: int = 10,
+    data_format: str = "auto",
+    drop_unknown_labels: bool = False,
+    progress: bool | None = None,
+) -> ComplementSummary:
     """Generate descriptions of rare classes into `out` until each class has `target` examples.
 
     A class's count is its examples in `data` (a multi-label example counts for each of its
@@ -456,28 +542,40 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
     if int(max_rounds) < 1:
         raise ConfigError(f"--max-rounds must be at least 1, got {max_rounds}")
     if config.temperature is not None and float(config.temperature) <= 0:
-        raise ConfigError(f"complement generation samples descriptions: --temperature must be above 0 "
-                          f"(got {config.temperature}); the judge's default of 0 would repeat itself")
+        raise ConfigError(
+            f"complement generation samples descriptions: --temperature must be above 0 "
+            f"(got {config.temperature}); the judge's default of 0 would repeat itself"
+        )
     if not request_seed and config.cache is not None:
-        raise ConfigError("without per-request seeds equal prompts are equal requests, and a reply cache would replay "
-                          "one sample for all of them: pass --no-cache with --no-request-seed")
+        raise ConfigError(
+            "without per-request seeds equal prompts are equal requests, and a reply cache would replay "
+            "one sample for all of them: pass --no-cache with --no-request-seed"
+        )
     out = Path(out)
     if not data:
         raise ConfigError("--data: no training data given")
     for path in data:
         if Path(path).resolve() == out.resolve():
-            raise ConfigError(f"--out {out} is also an input (--data); the complement file holds only new descriptions")
+            raise ConfigError(
+                f"--out {out} is also an input (--data); the complement file holds only new descriptions"
+            )
     labels = resolve_classes(classes, taxonomy)
     if not labels:
-        raise ConfigError(f"no class to complement: none of {', '.join(PAPER_RARE_CLASSES)} is a {taxonomy.name} "
-                          f"label; name them with --classes")
+        raise ConfigError(
+            f"no class to complement: none of {', '.join(PAPER_RARE_CLASSES)} is a {taxonomy.name} "
+            f"label; name them with --classes"
+        )
     examples = load_many(data, taxonomy, drop_unknown=drop_unknown_labels, report=ImportReport(), fmt=data_format)
     pools = _shot_pools(examples, labels)
     data_counts = Counter(label for ex in examples for label in ex.labels)
     summary = ComplementSummary(target=int(target), data_counts={label: data_counts.get(label, 0) for label in labels})
 
-    job = ResumableJob(out, "erv verifier augment complement", load=lambda: _load_generated(out, taxonomy, config.model),
-                       arrange=lambda records: _sort_generated(records, taxonomy))
+    job = ResumableJob(
+        out,
+        "erv verifier augment complement",
+        load=lambda: _load_generated(out, taxonomy, config.model),
+        arrange=lambda records: _sort_generated(records, taxonomy),
+    )
     with job:
         generated = list(job.existing.values())
         have = {label: data_counts.get(label, 0) for label in labels}
@@ -493,17 +591,35 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
         need = {label: int(target) - n for label, n in have.items() if n < int(target)}
         thin = [f"{label} ({len(pools[label])})" for label in need if len(pools[label]) < 2]
         if thin:
-            raise ConfigError(f"two-shot generation needs at least two distinct example texts of a class in --data; "
-                              f"too few for: {', '.join(thin)}")
+            raise ConfigError(
+                f"two-shot generation needs at least two distinct example texts of a class in --data; "
+                f"too few for: {', '.join(thin)}"
+            )
         seen = {dedupe_key(ex.text) for ex in examples} | {dedupe_key(r["text"]) for r in generated}
         client = JudgeClient(config) if need else None
         try:
             if client is not None:
                 bar = progress_bar(sum(need.values()), f"complement {config.model}", "req", progress)
                 try:
-                    run_sync(lambda: _complement_rounds(job, need, pools, next_draw, client, taxonomy, seen, have,
-                                                        int(target), request_seed, seed, int(max_rounds), summary, bar,
-                                                        lambda: _write_draws(draws_path, used, next_draw)))
+                    run_sync(
+                        lambda: _complement_rounds(
+                            job,
+                            need,
+                            pools,
+                            next_draw,
+                            client,
+                            taxonomy,
+                            seen,
+                            have,
+                            int(target),
+                            request_seed,
+                            seed,
+                            int(max_rounds),
+                            summary,
+                            bar,
+                            lambda: _write_draws(draws_path, used, next_draw),
+                        )
+                    )
                 finally:
                     bar.close()
                     _write_draws(draws_path, used, next_draw)
@@ -520,10 +636,23 @@ def run_complement(data: Sequence[PathLike], dataset: str | Taxonomy, out: PathL
     return summary
 
 
-async def _complement_rounds(job: ResumableJob, need: dict[str, int], pools: dict[str, list[_Shot]],
-                             next_draw: dict[str, int], client: JudgeClient, taxonomy: Taxonomy, seen: set[str],
-                             have: dict[str, int], target: int, request_seed: bool, seed: int, max_rounds: int,
-                             summary: ComplementSummary, bar: Any, save_draws: Any) -> None:
+async def _complement_rounds(
+    job: ResumableJob,
+    need: dict[str, int],
+    pools: dict[str, list[_Shot]],
+    next_draw: dict[str, int],
+    client: JudgeClient,
+    taxonomy: Taxonomy,
+    seen: set[str],
+    have: dict[str, int],
+    target: int,
+    request_seed: bool,
+    seed: int,
+    max_rounds: int,
+    summary: ComplementSummary,
+    bar: Any,
+    save_draws: Any,
+) -> None:
     active = dict(need)
     idle_rounds: Counter = Counter()  # consecutive rounds without a new text, per class
     try:
@@ -540,7 +669,9 @@ async def _complement_rounds(job: ResumableJob, need: dict[str, int], pools: dic
                 bar.total = (bar.total or 0) + len(requests)
                 bar.refresh()
             await asyncio.to_thread(save_draws)  # before sending: a killed run never reuses these draws
-            added = await _complement_round(job, requests, client, taxonomy, seen, have, request_seed, seed, summary, bar)
+            added = await _complement_round(
+                job, requests, client, taxonomy, seen, have, request_seed, seed, summary, bar
+            )
             still: dict[str, int] = {}
             for label in active:
                 if have[label] >= target:

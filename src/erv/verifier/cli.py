@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from erv.errors import ConfigError
 
@@ -46,8 +47,9 @@ class DataArguments:
     taxonomy: str = field(default="MAFW", metadata={"help": "Label set to normalise to."})
     data_format: str = field(default="auto", metadata={"help": "auto | jsonl | emer | merr | judge"})
     drop_unknown_labels: bool = field(default=False, metadata={"help": "Drop (count, report) unknown labels."})
-    predictions: str | None = field(default=None, metadata={
-        "help": "Predictions JSONL to take <think> texts from for judge records without text."})
+    predictions: str | None = field(
+        default=None, metadata={"help": "Predictions JSONL to take <think> texts from for judge records without text."}
+    )
     text_column: str | None = field(default=None, metadata={"help": "Column/key holding the text."})
     label_column: str | None = field(default=None, metadata={"help": "Column/key holding the labels."})
     id_column: str | None = field(default=None, metadata={"help": "CSV column holding the sample id."})
@@ -67,8 +69,9 @@ class EvalArguments:
     threshold: float = field(default=0.5, metadata={"help": "Decision threshold tau for the main report."})
     top_k: int | None = field(default=None, metadata={"help": "Keep at most the k most probable labels (reward: 2)."})
     at_least_one: bool = field(default=False, metadata={"help": "Always keep the top label (as the reward does)."})
-    sweep: list[float] = field(default_factory=lambda: [round(0.05 * i, 2) for i in range(1, 20)],
-                               metadata={"help": "Thresholds to sweep."})
+    sweep: list[float] = field(
+        default_factory=lambda: [round(0.05 * i, 2) for i in range(1, 20)], metadata={"help": "Thresholds to sweep."}
+    )
     head_layout: str = field(default="auto", metadata={"help": "auto | goemotions | labels"})
     batch_size: int = field(default=64, metadata={"help": "Rows per forward micro-batch."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: GPU if any)."})
@@ -112,15 +115,29 @@ def _require(args: Any, *names: str, prog: str) -> None:
 
 def run_data(argv: Sequence[str]) -> int:
     from erv.io.jsonl import write_json
-    from erv.verifier.data import (ImportReport, format_counts, label_counts, load_many, train_eval_split,
-                                   write_examples)
+    from erv.verifier.data import (
+        ImportReport,
+        format_counts,
+        label_counts,
+        load_many,
+        train_eval_split,
+        write_examples,
+    )
 
     args = _parse(DataArguments, argv, "erv verifier data")
     _require(args, "inputs", "out", prog="erv verifier data")
     report = ImportReport()
-    examples = load_many(args.inputs, args.taxonomy, drop_unknown=args.drop_unknown_labels, report=report,
-                         fmt=args.data_format, predictions=args.predictions, text_column=args.text_column,
-                         label_column=args.label_column, id_column=args.id_column)
+    examples = load_many(
+        args.inputs,
+        args.taxonomy,
+        drop_unknown=args.drop_unknown_labels,
+        report=report,
+        fmt=args.data_format,
+        predictions=args.predictions,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        id_column=args.id_column,
+    )
     held_out: list = []
     if args.eval_out:
         examples, held_out = train_eval_split(examples, args.eval_fraction, args.split_seed)
@@ -129,18 +146,34 @@ def run_data(argv: Sequence[str]) -> int:
     counts = label_counts(examples, args.taxonomy)
     print(f"per class: {format_counts(counts)}")
     if args.summary_json:
-        write_json(args.summary_json, {"taxonomy": args.taxonomy, "examples": len(examples), "held_out": len(held_out),
-                                       "label_counts": counts, "import": report.to_dict()})
-    print(f"erv verifier data: done: {len(examples)} examples to {args.out}"
-          + (f", {len(held_out)} held out to {args.eval_out}" if args.eval_out else "") + f"; {report.summary()}")
+        write_json(
+            args.summary_json,
+            {
+                "taxonomy": args.taxonomy,
+                "examples": len(examples),
+                "held_out": len(held_out),
+                "label_counts": counts,
+                "import": report.to_dict(),
+            },
+        )
+    print(
+        f"erv verifier data: done: {len(examples)} examples to {args.out}"
+        + (f", {len(held_out)} held out to {args.eval_out}" if args.eval_out else "")
+        + f"; {report.summary()}"
+    )
     return 0
 
 
 def _load_verifier(args: Any) -> Any:
     from erv.verifier.model import Verifier
 
-    return Verifier.from_pretrained(args.model, taxonomy=args.taxonomy, head_layout=args.head_layout,
-                                    batch_size=args.batch_size, device=args.device)
+    return Verifier.from_pretrained(
+        args.model,
+        taxonomy=args.taxonomy,
+        head_layout=args.head_layout,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
 
 
 def run_eval(argv: Sequence[str]) -> int:
@@ -153,17 +186,21 @@ def run_eval(argv: Sequence[str]) -> int:
     verifier = _load_verifier(args)
     taxonomy = verifier.resolve_taxonomy(args.taxonomy)
     report = ImportReport()
-    examples = load_many(args.data, taxonomy, drop_unknown=args.drop_unknown_labels, report=report,
-                         fmt=args.data_format)
-    settings = EvalSettings(threshold=args.threshold, top_k=args.top_k, at_least_one=args.at_least_one,
-                            sweep=tuple(args.sweep))
+    examples = load_many(
+        args.data, taxonomy, drop_unknown=args.drop_unknown_labels, report=report, fmt=args.data_format
+    )
+    settings = EvalSettings(
+        threshold=args.threshold, top_k=args.top_k, at_least_one=args.at_least_one, sweep=tuple(args.sweep)
+    )
     result = evaluate_verifier(verifier, examples, taxonomy, settings)
     result["import"] = report.to_dict()
     print(format_report(result))
     if args.json:
         write_json(args.json, result)
-    print(f"erv verifier eval: done: {result['n']} texts, macro-F1 {result['macro_f1']:.4f}, "
-          f"micro-F1 {result['micro_f1']:.4f}" + (f", report in {args.json}" if args.json else ""))
+    print(
+        f"erv verifier eval: done: {result['n']} texts, macro-F1 {result['macro_f1']:.4f}, "
+        f"micro-F1 {result['micro_f1']:.4f}" + (f", report in {args.json}" if args.json else "")
+    )
     return 0
 
 
@@ -179,7 +216,10 @@ def run_predict(argv: Sequence[str]) -> int:
 
     args = _parse(PredictArguments, argv, "erv verifier predict")
     _require(args, "model", "input", "out", prog="erv verifier predict")
-    rows = [(rid if rid is not None else where, text) for where, rid, text in iter_texts(args.input, text_key=args.text_key)]
+    rows = [
+        (rid if rid is not None else where, text)
+        for where, rid, text in iter_texts(args.input, text_key=args.text_key)
+    ]
     ids = [rid for rid, _ in rows]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{args.input}: ids are not unique, so results could not be matched on resume")
@@ -193,20 +233,29 @@ def run_predict(argv: Sequence[str]) -> int:
     verifier = _load_verifier(args)
     columns = verifier.columns(args.taxonomy)
     written = 0
-    with JsonlAppender(out_path) as sink, tqdm(total=len(todo), desc="verifier predict", unit="text",
-                                                disable=None) as progress:
+    with (
+        JsonlAppender(out_path) as sink,
+        tqdm(total=len(todo), desc="verifier predict", unit="text", disable=None) as progress,
+    ):
         for start in range(0, len(todo), max(args.chunk_size, 1)):
-            chunk = todo[start:start + args.chunk_size]
+            chunk = todo[start : start + args.chunk_size]
             probs = verifier.predict_proba([text for _, text in chunk])
             selected = select_label_sets(probs, args.threshold, args.top_k, args.at_least_one)
             sink.append_many(
-                {"id": rid, "text": text, "labels": [label for label, col in columns.items() if sel[col]],
-                 "probs": {label: round(p[col], 6) for label, col in columns.items()}}
-                for (rid, text), p, sel in zip(chunk, probs.tolist(), selected.tolist()))
+                {
+                    "id": rid,
+                    "text": text,
+                    "labels": [label for label, col in columns.items() if sel[col]],
+                    "probs": {label: round(p[col], 6) for label, col in columns.items()},
+                }
+                for (rid, text), p, sel in zip(chunk, probs.tolist(), selected.tolist(), strict=True)
+            )
             written += len(chunk)
             progress.update(len(chunk))
-    print(f"erv verifier predict: done: {written} texts scored, {len(rows) - len(todo)} already in {args.out} "
-          f"(skipped), 0 failed")
+    print(
+        f"erv verifier predict: done: {written} texts scored, {len(rows) - len(todo)} already in {args.out} "
+        f"(skipped), 0 failed"
+    )
     return 0
 
 
@@ -219,18 +268,29 @@ def build_pseudo_label_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="erv verifier augment pseudo-label",
         description="Pseudo-label explanations with an LLM judge (paper Figure 6: up to two emotions of the "
-                    "dataset's list), resumably. Output: JSONL {id, text, labels, raw, error, judge} that "
-                    "`erv verifier data` / `train` read directly. See docs/verifier.md.")
+        "dataset's list), resumably. Output: JSONL {id, text, labels, raw, error, judge} that "
+        "`erv verifier data` / `train` read directly. See docs/verifier.md.",
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--predictions", help="predictions JSONL: the <think> text of each `response` is labelled")
-    source.add_argument("--explanations", help="JSONL of explanations: `id` and `text` (or explanation / reason / think)")
-    parser.add_argument("--dataset", required=True, help="taxonomy whose labels the judge chooses from (DFEW, MAFW, ...)")
+    source.add_argument(
+        "--explanations", help="JSONL of explanations: `id` and `text` (or explanation / reason / think)"
+    )
+    parser.add_argument(
+        "--dataset", required=True, help="taxonomy whose labels the judge chooses from (DFEW, MAFW, ...)"
+    )
     parser.add_argument("--out", required=True, help="output JSONL; resumed if it exists")
     add_judge_options(parser)
-    parser.add_argument("--text-key", default=None, help="key of the explanation text (default: response's <think>, "
-                                                         "else text / explanation / reason / think)")
-    parser.add_argument("--allow-unclosed-think", action="store_true",
-                        help="also label a <think> that is never closed (a truncated generation)")
+    parser.add_argument(
+        "--text-key",
+        default=None,
+        help="key of the explanation text (default: response's <think>, else text / explanation / reason / think)",
+    )
+    parser.add_argument(
+        "--allow-unclosed-think",
+        action="store_true",
+        help="also label a <think> that is never closed (a truncated generation)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="label only the first N explanations")
     parser.add_argument("--summary-json", default=None, help="also write the counts as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -245,25 +305,47 @@ def build_complement_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="erv verifier augment complement",
         description="Generate descriptions of rare classes with two-shot prompts (paper Figure 7) until each class "
-                    "has --target examples, counting those already in --data; resumable, de-duplicated. "
-                    "--out holds only the new descriptions. See docs/verifier.md.")
-    parser.add_argument("--data", nargs="+", required=True, help="training data the counts and the two examples come "
-                                                                 "from (any `erv verifier data` format)")
+        "has --target examples, counting those already in --data; resumable, de-duplicated. "
+        "--out holds only the new descriptions. See docs/verifier.md.",
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        help="training data the counts and the two examples come from (any `erv verifier data` format)",
+    )
     parser.add_argument("--dataset", required=True, help="taxonomy of the labels (DFEW, MAFW, ...)")
     parser.add_argument("--out", required=True, help="output JSONL of generated descriptions; resumed if it exists")
-    parser.add_argument("--classes", nargs="+", default=None,
-                        help=f"classes to complement (default: the paper's {', '.join(PAPER_RARE_CLASSES)} "
-                             f"that the taxonomy has)")
-    parser.add_argument("--target", type=int, default=1000, help="examples per class to reach (default 1000, the paper's)")
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        default=None,
+        help=f"classes to complement (default: the paper's {', '.join(PAPER_RARE_CLASSES)} that the taxonomy has)",
+    )
+    parser.add_argument(
+        "--target", type=int, default=1000, help="examples per class to reach (default 1000, the paper's)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the example draws and request seeds (default 0)")
-    parser.add_argument("--max-rounds", type=int, default=10,
-                        help="rounds of requests at most (each asks for what is still missing; default 10)")
-    parser.add_argument("--no-request-seed", action="store_true",
-                        help="do not send a sampling `seed` per request (for endpoints that reject it; needs --no-cache)")
+    parser.add_argument(
+        "--max-rounds",
+        type=int,
+        default=10,
+        help="rounds of requests at most (each asks for what is still missing; default 10)",
+    )
+    parser.add_argument(
+        "--no-request-seed",
+        action="store_true",
+        help="do not send a sampling `seed` per request (for endpoints that reject it; needs --no-cache)",
+    )
     parser.add_argument("--data-format", choices=FORMATS, default="auto", help="format of --data (default: detect)")
-    parser.add_argument("--drop-unknown-labels", action="store_true", help="drop (count) labels of --data outside the taxonomy")
-    add_judge_options(parser, temperature=1.0,
-                      temperature_help="sampling temperature, above 0 (default 1.0; 'none' to omit = the server's default)")
+    parser.add_argument(
+        "--drop-unknown-labels", action="store_true", help="drop (count) labels of --data outside the taxonomy"
+    )
+    add_judge_options(
+        parser,
+        temperature=1.0,
+        temperature_help="sampling temperature, above 0 (default 1.0; 'none' to omit = the server's default)",
+    )
     parser.add_argument("--summary-json", default=None, help="also write the counts as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -279,8 +361,8 @@ def _print_errors(command: str, errors: Any, count: int) -> None:
 def run_pseudo_label_command(argv: Sequence[str]) -> int:
     from dataclasses import asdict
 
-    from erv.judge.cli import judge_config_from_args
     from erv.io.jsonl import write_json
+    from erv.judge.cli import judge_config_from_args
     from erv.verifier.augment import run_pseudo_label
     from erv.verifier.data import format_counts
 
@@ -288,15 +370,27 @@ def run_pseudo_label_command(argv: Sequence[str]) -> int:
     args = build_pseudo_label_parser().parse_args(argv)
     config = judge_config_from_args(args, args.out)
     source = args.predictions or args.explanations
-    summary = run_pseudo_label(source, args.dataset, args.out, config, text_key=args.text_key,
-                               allow_unclosed_think=args.allow_unclosed_think, limit=args.limit,
-                               progress=False if args.no_progress else None)
+    summary = run_pseudo_label(
+        source,
+        args.dataset,
+        args.out,
+        config,
+        text_key=args.text_key,
+        allow_unclosed_think=args.allow_unclosed_think,
+        limit=args.limit,
+        progress=False if args.no_progress else None,
+    )
     _print_errors(command, summary.errors, summary.failed)
     if summary.file_failed:
-        print(f"{command}: re-run the same command to retry the {summary.file_failed} failed explanations", file=sys.stderr)
-    print(f"{args.out}: {summary.total} explanations with text, {summary.no_text} without (not sent); "
-          f"outside the taxonomy {summary.file_out_of_taxonomy} (kept with labels null), failed {summary.file_failed}; "
-          f"requests sent {summary.requests}")
+        print(
+            f"{command}: re-run the same command to retry the {summary.file_failed} failed explanations",
+            file=sys.stderr,
+        )
+    print(
+        f"{args.out}: {summary.total} explanations with text, {summary.no_text} without (not sent); "
+        f"outside the taxonomy {summary.file_out_of_taxonomy} (kept with labels null), failed {summary.file_failed}; "
+        f"requests sent {summary.requests}"
+    )
     print(f"per class: {format_counts(summary.label_counts)}")
     if args.summary_json:
         data = asdict(summary)
@@ -309,29 +403,46 @@ def run_pseudo_label_command(argv: Sequence[str]) -> int:
 def run_complement_command(argv: Sequence[str]) -> int:
     from dataclasses import asdict
 
-    from erv.judge.cli import judge_config_from_args
     from erv.io.jsonl import write_json
+    from erv.judge.cli import judge_config_from_args
     from erv.verifier.augment import run_complement
 
     command = "erv verifier augment complement"
     args = build_complement_parser().parse_args(argv)
     config = judge_config_from_args(args, args.out)
-    summary = run_complement(args.data, args.dataset, args.out, config, classes=args.classes, target=args.target,
-                             seed=args.seed, request_seed=not args.no_request_seed, max_rounds=args.max_rounds,
-                             data_format=args.data_format, drop_unknown_labels=args.drop_unknown_labels,
-                             progress=False if args.no_progress else None)
+    summary = run_complement(
+        args.data,
+        args.dataset,
+        args.out,
+        config,
+        classes=args.classes,
+        target=args.target,
+        seed=args.seed,
+        request_seed=not args.no_request_seed,
+        max_rounds=args.max_rounds,
+        data_format=args.data_format,
+        drop_unknown_labels=args.drop_unknown_labels,
+        progress=False if args.no_progress else None,
+    )
     _print_errors(command, summary.errors, summary.failed)
     width = max(map(len, summary.after), default=0)
     print(f"{'class':<{width}}  data  before  after  (target {summary.target})")
     for label, after in summary.after.items():
-        print(f"{label:<{width}}  {summary.data_counts[label]:>4}  {summary.before[label]:>6}  {after:>5}"
-              + ("" if after >= summary.target else f"  short by {summary.target - after}"))
-    print(f"{args.out}: {summary.requested} requests in {summary.rounds} rounds ({summary.cached} from the cache, "
-          f"{summary.requests} sent), {summary.duplicates} duplicates dropped")
+        print(
+            f"{label:<{width}}  {summary.data_counts[label]:>4}  {summary.before[label]:>6}  {after:>5}"
+            + ("" if after >= summary.target else f"  short by {summary.target - after}")
+        )
+    print(
+        f"{args.out}: {summary.requested} requests in {summary.rounds} rounds ({summary.cached} from the cache, "
+        f"{summary.requests} sent), {summary.duplicates} duplicates dropped"
+    )
     if summary.short:
         why = f"; no progress in two rounds for {', '.join(summary.stalled)}" if summary.stalled else ""
-        print(f"{command}: {len(summary.short)} classes below the target{why}; re-run to continue "
-              f"(raise --max-rounds, check the judge's replies)", file=sys.stderr)
+        print(
+            f"{command}: {len(summary.short)} classes below the target{why}; re-run to continue "
+            f"(raise --max-rounds, check the judge's replies)",
+            file=sys.stderr,
+        )
     if args.summary_json:
         data = asdict(summary)
         data["errors"] = dict(summary.errors)
@@ -345,8 +456,12 @@ def run_augment(argv: Sequence[str]) -> int:
     args = list(argv)
     if not args or args[0] in ("-h", "--help", "help"):
         width = max(map(len, AUGMENT_SUBCOMMANDS))
-        print("\n".join(["usage: erv verifier augment <pseudo-label|complement> [options]", "", "subcommands:"]
-                        + [f"  {n:<{width}}  {h}" for n, h in AUGMENT_SUBCOMMANDS.items()]))
+        print(
+            "\n".join(
+                ["usage: erv verifier augment <pseudo-label|complement> [options]", "", "subcommands:"]
+                + [f"  {n:<{width}}  {h}" for n, h in AUGMENT_SUBCOMMANDS.items()]
+            )
+        )
         return 0
     if args[0] not in AUGMENT_SUBCOMMANDS:
         raise ConfigError(f"unknown augment subcommand {args[0]!r}; choose one of {', '.join(AUGMENT_SUBCOMMANDS)}")

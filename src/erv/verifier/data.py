@@ -21,14 +21,15 @@ import csv
 import json
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.data.records import read_predictions
 from erv.errors import ConfigError, RecordError
 from erv.io.jsonl import PathLike, iter_json_records, write_jsonl
-from erv.data.records import read_predictions
 
 Format = Literal["auto", "jsonl", "emer", "merr", "judge"]
 FORMATS: tuple[str, ...] = ("auto", "jsonl", "emer", "merr", "judge")
@@ -69,7 +70,7 @@ class ImportReport:
     dropped_examples: int = 0  # examples left with no label after dropping unknown ones
     skipped: Counter = field(default_factory=Counter)  # reason -> count (judge errors, no label, ...)
 
-    def merge(self, other: "ImportReport") -> None:
+    def merge(self, other: ImportReport) -> None:
         self.kept += other.kept
         self.dropped_labels.update(other.dropped_labels)
         for key, where in other.dropped_label_where.items():
@@ -80,8 +81,9 @@ class ImportReport:
     def summary(self) -> str:
         parts = [f"kept {self.kept}"]
         if self.dropped_labels:
-            labels = ", ".join(f"{k!r}×{v} (first at {self.dropped_label_where[k]})"
-                               for k, v in self.dropped_labels.most_common())
+            labels = ", ".join(
+                f"{k!r}×{v} (first at {self.dropped_label_where[k]})" for k, v in self.dropped_labels.most_common()
+            )
             parts.append(f"dropped unknown labels {labels}")
             parts.append(f"dropped {self.dropped_examples} examples left without a label")
         if self.skipped:
@@ -89,15 +91,20 @@ class ImportReport:
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kept": self.kept, "dropped_labels": dict(self.dropped_labels),
-                "dropped_examples": self.dropped_examples, "skipped": dict(self.skipped)}
+        return {
+            "kept": self.kept,
+            "dropped_labels": dict(self.dropped_labels),
+            "dropped_examples": self.dropped_examples,
+            "skipped": dict(self.skipped),
+        }
 
 
 class LabelNormalizer:
     """Canonical labels of one taxonomy, with the unknown-label policy applied and counted."""
 
-    def __init__(self, taxonomy: str | Taxonomy, *, drop_unknown: bool = False,
-                 report: ImportReport | None = None) -> None:
+    def __init__(
+        self, taxonomy: str | Taxonomy, *, drop_unknown: bool = False, report: ImportReport | None = None
+    ) -> None:
         self.taxonomy = get_taxonomy(taxonomy)
         self.drop_unknown = drop_unknown
         self.report = report if report is not None else ImportReport()
@@ -112,7 +119,8 @@ class LabelNormalizer:
                     raise RecordError(
                         f"{where}: label {raw!r} is not a {self.taxonomy.name} label "
                         f"({self.taxonomy.prompt_list()}); use --drop-unknown-labels to drop such "
-                        f"labels (they are counted and reported)")
+                        f"labels (they are counted and reported)"
+                    )
                 key = str(raw).strip()
                 self.report.dropped_labels[key] += 1
                 self.report.dropped_label_where.setdefault(key, where)
@@ -134,7 +142,9 @@ def split_label_field(value: object, where: str) -> list[str]:
             if item.strip():
                 out.append(item.strip())
         return out
-    raise RecordError(f"{where}: labels must be a list of strings or a comma-separated string, got {type(value).__name__}")
+    raise RecordError(
+        f"{where}: labels must be a list of strings or a comma-separated string, got {type(value).__name__}"
+    )
 
 
 def _require_text(value: object, where: str, key: str) -> str:
@@ -146,8 +156,9 @@ def _require_text(value: object, where: str, key: str) -> str:
     return text
 
 
-def _example(norm: LabelNormalizer, text: str, raw_labels: object, where: str,
-             example_id: str | None) -> TextExample | None:
+def _example(
+    norm: LabelNormalizer, text: str, raw_labels: object, where: str, example_id: str | None
+) -> TextExample | None:
     labels = norm(raw_labels, where)
     if not labels:
         if norm.drop_unknown and split_label_field(raw_labels, where):
@@ -161,8 +172,9 @@ def _example(norm: LabelNormalizer, text: str, raw_labels: object, where: str,
 # ---------------------------------------------------------------- readers
 
 
-def read_jsonl_examples(path: PathLike, norm: LabelNormalizer, *, text_key: str = "text",
-                        labels_key: str = "labels") -> list[TextExample]:
+def read_jsonl_examples(
+    path: PathLike, norm: LabelNormalizer, *, text_key: str = "text", labels_key: str = "labels"
+) -> list[TextExample]:
     """The canonical `{"text", "labels"}` file (JSONL or a JSON list)."""
     out = []
     for where, record in iter_json_records(path):
@@ -178,8 +190,15 @@ def read_jsonl_examples(path: PathLike, norm: LabelNormalizer, *, text_key: str 
     return out
 
 
-def _pick_column(header: Sequence[str], explicit: str | None, candidates: Sequence[str], what: str,
-                 path: Path, *, required: bool = True) -> str | None:
+def _pick_column(
+    header: Sequence[str],
+    explicit: str | None,
+    candidates: Sequence[str],
+    what: str,
+    path: Path,
+    *,
+    required: bool = True,
+) -> str | None:
     lowered = {h.strip().lower(): h for h in header}
     if explicit is not None:
         if explicit in header:
@@ -191,13 +210,20 @@ def _pick_column(header: Sequence[str], explicit: str | None, candidates: Sequen
         if cand in lowered:
             return lowered[cand]
     if required:
-        raise RecordError(f"{path}: cannot tell which column holds the {what} (columns: {', '.join(header)}); "
-                          f"name it explicitly")
+        raise RecordError(
+            f"{path}: cannot tell which column holds the {what} (columns: {', '.join(header)}); name it explicitly"
+        )
     return None
 
 
-def read_emer_csv(path: PathLike, norm: LabelNormalizer, *, text_column: str | None = None,
-                  label_column: str | None = None, id_column: str | None = None) -> list[TextExample]:
+def read_emer_csv(
+    path: PathLike,
+    norm: LabelNormalizer,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+) -> list[TextExample]:
     """EMER-style CSV: a reason/description column and a (possibly multi-) label column."""
     path = Path(path)
     if not path.is_file():
@@ -230,8 +256,9 @@ def read_emer_csv(path: PathLike, norm: LabelNormalizer, *, text_column: str | N
     return out
 
 
-def read_merr_fine(path: PathLike, norm: LabelNormalizer, *, text_key: str = "smp_reason_caption",
-                   label_key: str = "pseu_emotion") -> list[TextExample]:
+def read_merr_fine(
+    path: PathLike, norm: LabelNormalizer, *, text_key: str = "smp_reason_caption", label_key: str = "pseu_emotion"
+) -> list[TextExample]:
     """MERR-fine: `{sample_id: {"pseu_emotion": ..., "smp_reason_caption": ...}, ...}`."""
     path = Path(path)
     if not path.is_file():
@@ -257,9 +284,9 @@ def read_merr_fine(path: PathLike, norm: LabelNormalizer, *, text_key: str = "sm
     return out
 
 
-def read_judge_pseudo_labels(path: PathLike, norm: LabelNormalizer, *,
-                             predictions: PathLike | None = None,
-                             text_key: str | None = None) -> list[TextExample]:
+def read_judge_pseudo_labels(
+    path: PathLike, norm: LabelNormalizer, *, predictions: PathLike | None = None, text_key: str | None = None
+) -> list[TextExample]:
     """Judge pseudo-label records: labels from `labels`, else `explanation_emotion`, else `raw`.
 
     `raw` is parsed as the pseudo-label prompt asks the judge to answer: up to two emotion
@@ -305,8 +332,10 @@ def read_judge_pseudo_labels(path: PathLike, norm: LabelNormalizer, *,
                 break
         if text is None:
             if predictions is None:
-                raise RecordError(f"{where}: no explanation text (keys {', '.join(keys)}); pass the "
-                                  f"predictions file to take the <think> text from")
+                raise RecordError(
+                    f"{where}: no explanation text (keys {', '.join(keys)}); pass the "
+                    f"predictions file to take the <think> text from"
+                )
             if rid not in think_by_id:
                 raise RecordError(f"{where}: id {rid!r} is not in {predictions}")
             text = (think_by_id[rid] or "").strip()
@@ -334,8 +363,11 @@ def detect_format(path: PathLike) -> str:
         except json.JSONDecodeError:
             return "jsonl"  # let the reader report the error with its location
         first = records[0] if isinstance(records, list) and records else None
-        if isinstance(first, dict) and not ({"text", "labels"} <= first.keys()) and (
-                {"explanation_emotion", "raw", "labels"} & first.keys()):
+        if (
+            isinstance(first, dict)
+            and not ({"text", "labels"} <= first.keys())
+            and ({"explanation_emotion", "raw", "labels"} & first.keys())
+        ):
             return "judge"
         if isinstance(first, dict) and {"text", "labels"} <= first.keys() and ({"raw", "error"} & first.keys()):
             return "judge"
@@ -357,10 +389,18 @@ def detect_format(path: PathLike) -> str:
     return "jsonl"
 
 
-def load_examples(path: PathLike, taxonomy: str | Taxonomy, *, fmt: str = "auto", drop_unknown: bool = False,
-                  report: ImportReport | None = None, predictions: PathLike | None = None,
-                  text_column: str | None = None, label_column: str | None = None,
-                  id_column: str | None = None) -> list[TextExample]:
+def load_examples(
+    path: PathLike,
+    taxonomy: str | Taxonomy,
+    *,
+    fmt: str = "auto",
+    drop_unknown: bool = False,
+    report: ImportReport | None = None,
+    predictions: PathLike | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    id_column: str | None = None,
+) -> list[TextExample]:
     """Read one file of any supported format into canonical examples of `taxonomy`."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -369,15 +409,25 @@ def load_examples(path: PathLike, taxonomy: str | Taxonomy, *, fmt: str = "auto"
     if kind == "emer":
         return read_emer_csv(path, norm, text_column=text_column, label_column=label_column, id_column=id_column)
     if kind == "merr":
-        return read_merr_fine(path, norm, **({"text_key": text_column} if text_column else {}),
-                              **({"label_key": label_column} if label_column else {}))
+        return read_merr_fine(
+            path,
+            norm,
+            **({"text_key": text_column} if text_column else {}),
+            **({"label_key": label_column} if label_column else {}),
+        )
     if kind == "judge":
         return read_judge_pseudo_labels(path, norm, predictions=predictions, text_key=text_column)
     return read_jsonl_examples(path, norm, text_key=text_column or "text", labels_key=label_column or "labels")
 
 
-def load_many(paths: Iterable[PathLike], taxonomy: str | Taxonomy, *, drop_unknown: bool = False,
-              report: ImportReport | None = None, **kwargs: Any) -> list[TextExample]:
+def load_many(
+    paths: Iterable[PathLike],
+    taxonomy: str | Taxonomy,
+    *,
+    drop_unknown: bool = False,
+    report: ImportReport | None = None,
+    **kwargs: Any,
+) -> list[TextExample]:
     report = report if report is not None else ImportReport()
     out: list[TextExample] = []
     for path in paths:
@@ -403,8 +453,9 @@ def format_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{label} {n}" for label, n in counts.items())
 
 
-def train_eval_split(examples: Sequence[TextExample], eval_fraction: float, seed: int = 42
-                     ) -> tuple[list[TextExample], list[TextExample]]:
+def train_eval_split(
+    examples: Sequence[TextExample], eval_fraction: float, seed: int = 42
+) -> tuple[list[TextExample], list[TextExample]]:
     """A seeded split, stratified by each text's rarest label, that never splits one text.
 
     Identical texts (MERR-fine and EMER overlap; judges see repeated explanations) go to the

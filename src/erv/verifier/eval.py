@@ -9,8 +9,9 @@ that occur in the gold labels (a class without examples has no recall to average
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,8 +42,13 @@ def multilabel_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[s
     for j, label in enumerate(labels):
         p, r = ratio(tp[j], tp[j] + fp[j]), ratio(tp[j], tp[j] + fn[j])
         f1 = ratio(2 * p * r, p + r)
-        per_class[label] = {"precision": p, "recall": r, "f1": f1, "support": int(support[j]),
-                            "predicted": int(tp[j] + fp[j])}
+        per_class[label] = {
+            "precision": p,
+            "recall": r,
+            "f1": f1,
+            "support": int(support[j]),
+            "predicted": int(tp[j] + fp[j]),
+        }
         if support[j] > 0:
             f1s.append(f1)
     micro_p = ratio(tp.sum(), tp.sum() + fp.sum())
@@ -76,8 +82,9 @@ class EvalSettings:
     sweep: Sequence[float] = field(default_factory=lambda: DEFAULT_SWEEP)
 
 
-def evaluate_probabilities(head_probs: Any, gold: Sequence[Sequence[str]], columns: dict[str, int],
-                           settings: EvalSettings) -> dict[str, Any]:
+def evaluate_probabilities(
+    head_probs: Any, gold: Sequence[Sequence[str]], columns: dict[str, int], settings: EvalSettings
+) -> dict[str, Any]:
     """Scores from head probabilities, gold label lists and the taxonomy→column map."""
     labels = tuple(columns)
     index = {label: j for j, label in enumerate(labels)}
@@ -100,18 +107,29 @@ def evaluate_probabilities(head_probs: Any, gold: Sequence[Sequence[str]], colum
     for tau in settings.sweep:
         scores = at(float(tau))
         sweep.append({"threshold": float(tau), "micro_f1": scores["micro_f1"], "macro_f1": scores["macro_f1"]})
-    best = max(sweep, key=lambda row: (row["macro_f1"], -abs(row["threshold"] - settings.threshold))) if sweep else None
-    report.update({
-        "threshold": settings.threshold, "top_k": settings.top_k, "at_least_one": settings.at_least_one,
-        "unscorable_gold_labels": unscorable, "sweep": sweep,
-        "best_threshold": best["threshold"] if best else None,
-        "best_macro_f1": best["macro_f1"] if best else None,
-    })
+    best = (
+        max(sweep, key=lambda row: (row["macro_f1"], -abs(row["threshold"] - settings.threshold))) if sweep else None
+    )
+    report.update(
+        {
+            "threshold": settings.threshold,
+            "top_k": settings.top_k,
+            "at_least_one": settings.at_least_one,
+            "unscorable_gold_labels": unscorable,
+            "sweep": sweep,
+            "best_threshold": best["threshold"] if best else None,
+            "best_macro_f1": best["macro_f1"] if best else None,
+        }
+    )
     return report
 
 
-def evaluate_verifier(verifier: Any, examples: Sequence[Any], taxonomy: str | Taxonomy | None = None,
-                      settings: EvalSettings | None = None) -> dict[str, Any]:
+def evaluate_verifier(
+    verifier: Any,
+    examples: Sequence[Any],
+    taxonomy: str | Taxonomy | None = None,
+    settings: EvalSettings | None = None,
+) -> dict[str, Any]:
     """Evaluate a :class:`~erv.verifier.model.Verifier` on text examples of `taxonomy`."""
     if not examples:
         raise ConfigError("no examples to evaluate")
@@ -123,8 +141,12 @@ def evaluate_verifier(verifier: Any, examples: Sequence[Any], taxonomy: str | Ta
     report = {"verifier": verifier.name, "taxonomy": tax.name, "head": verifier.layout.kind, **report}
     if report["unscorable_gold_labels"]:
         missing = sorted({lab for ex in examples for lab in ex.labels if lab not in columns})
-        logger.warning("the verifier has no output for gold label(s) %s (%d occurrences); they are left out of "
-                       "the scores and reported as unscorable_gold_labels", ", ".join(missing), report["unscorable_gold_labels"])
+        logger.warning(
+            "the verifier has no output for gold label(s) %s (%d occurrences); they are left out of "
+            "the scores and reported as unscorable_gold_labels",
+            ", ".join(missing),
+            report["unscorable_gold_labels"],
+        )
     return report
 
 
@@ -133,7 +155,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"{'label':<16}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}"]
     for label, row in report["per_class"].items():
         lines.append(f"{label:<16}{row['precision']:>7.3f}{row['recall']:>7.3f}{row['f1']:>7.3f}{row['support']:>9d}")
-    lines.append(f"micro-F1 {report['micro_f1']:.4f}  macro-F1 {report['macro_f1']:.4f}  at tau {report['threshold']}"
-                 f"; best tau {report['best_threshold']} (macro-F1 {report['best_macro_f1']:.4f})")
+    lines.append(
+        f"micro-F1 {report['micro_f1']:.4f}  macro-F1 {report['macro_f1']:.4f}  at tau {report['threshold']}"
+        f"; best tau {report['best_threshold']} (macro-F1 {report['best_macro_f1']:.4f})"
+    )
     return "\n".join(lines)
-

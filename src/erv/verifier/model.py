@@ -20,10 +20,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 
@@ -66,35 +67,48 @@ class HeadLayout:
             if label == UNKNOWN:
                 continue
             if label in out:
-                raise ConfigError(f"verifier head columns {self.labels[out[label]]!r} and {name!r} both mean "
-                                  f"{tax.name} label {label!r}")
+                raise ConfigError(
+                    f"verifier head columns {self.labels[out[label]]!r} and {name!r} both mean "
+                    f"{tax.name} label {label!r}"
+                )
             out[label] = column
         return out
 
 
-def detect_head_layout(id2label: dict[Any, str] | None, num_labels: int, override: str = "auto",
-                       where: str = "verifier") -> HeadLayout:
+def detect_head_layout(
+    id2label: dict[Any, str] | None, num_labels: int, override: str = "auto", where: str = "verifier"
+) -> HeadLayout:
     """Decide the layout from the head's label names (or honour an explicit override)."""
     if override not in ("auto", "goemotions", "labels"):
         raise ConfigError(f"{where}: head_layout must be 'auto', 'goemotions' or 'labels', got {override!r}")
-    names = tuple(str((id2label or {}).get(i, (id2label or {}).get(str(i), f"LABEL_{i}"))).strip()
-                  for i in range(num_labels))
+    names = tuple(
+        str((id2label or {}).get(i, (id2label or {}).get(str(i), f"LABEL_{i}"))).strip() for i in range(num_labels)
+    )
     lowered = tuple(n.lower() for n in names)
     if override == "goemotions" or (override == "auto" and lowered == GOEMOTIONS_LABELS):
         if num_labels != len(GOEMOTIONS_LABELS):
-            raise ConfigError(f"{where}: a GoEmotions head has {len(GOEMOTIONS_LABELS)} outputs, this one has {num_labels}")
+            raise ConfigError(
+                f"{where}: a GoEmotions head has {len(GOEMOTIONS_LABELS)} outputs, this one has {num_labels}"
+            )
         return HeadLayout("goemotions", GOEMOTIONS_LABELS, GOEMOTIONS_LABELS.index("neutral"))
     if all(_GENERIC_LABEL.match(n) for n in names):
-        hint = (" If it is a 28-label GoEmotions head, pass head_layout='goemotions'."
-                if num_labels == len(GOEMOTIONS_LABELS) else "")
-        raise ConfigError(f"{where}: the classifier's id2label has only generic names ({names[0]}, ...), so its "
-                          f"outputs cannot be matched to emotions; save it with id2label set.{hint}")
+        hint = (
+            " If it is a 28-label GoEmotions head, pass head_layout='goemotions'."
+            if num_labels == len(GOEMOTIONS_LABELS)
+            else ""
+        )
+        raise ConfigError(
+            f"{where}: the classifier's id2label has only generic names ({names[0]}, ...), so its "
+            f"outputs cannot be matched to emotions; save it with id2label set.{hint}"
+        )
     neutral = [i for i, n in enumerate(names) if any(normalize_label(n, t) == "neutral" for t in _DATASET_TAXONOMIES)]
     if len(neutral) > 1:
         raise ConfigError(f"{where}: head columns {', '.join(names[i] for i in neutral)} all mean neutral")
     if not any(normalize_label(n, t) != UNKNOWN for n in names for t in _DATASET_TAXONOMIES):
-        raise ConfigError(f"{where}: none of the head's labels ({', '.join(names)}) is an emotion of a known "
-                          f"taxonomy ({', '.join(t.name for t in _DATASET_TAXONOMIES)})")
+        raise ConfigError(
+            f"{where}: none of the head's labels ({', '.join(names)}) is an emotion of a known "
+            f"taxonomy ({', '.join(t.name for t in _DATASET_TAXONOMIES)})"
+        )
     return HeadLayout("labels", names, neutral[0] if neutral else None)
 
 
@@ -114,8 +128,12 @@ def _token_limit(config: Any, tokenizer: Any, requested: int | None) -> int:
         limits.append(int(tok_max))
     positions = getattr(config, "max_position_embeddings", None)
     if positions:
-        offset = 2 if "roberta" in str(getattr(config, "model_type", "")) or "camembert" in str(
-            getattr(config, "model_type", "")) else 0
+        offset = (
+            2
+            if "roberta" in str(getattr(config, "model_type", ""))
+            or "camembert" in str(getattr(config, "model_type", ""))
+            else 0
+        )
         limits.append(int(positions) - offset)
     return int(min(limits)) if limits else 512
 
@@ -133,10 +151,20 @@ class Verifier:
     over exactly one dataset's labels, that dataset is the default.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, taxonomy: str | Taxonomy | None = None,
-                 head_layout: str = "auto", device: str | torch.device | None = None, batch_size: int = 64,
-                 max_batch_tokens: int | None = 8192, max_length: int | None = None, cache_size: int = 0,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        taxonomy: str | Taxonomy | None = None,
+        head_layout: str = "auto",
+        device: str | torch.device | None = None,
+        batch_size: int = 64,
+        max_batch_tokens: int | None = 8192,
+        max_length: int | None = None,
+        cache_size: int = 0,
+        name: str | None = None,
+    ) -> None:
         if model is None or tokenizer is None:
             raise ConfigError("a Verifier needs both a model and its tokenizer")
         self.name = name or getattr(getattr(model, "config", None), "_name_or_path", None) or type(model).__name__
@@ -144,7 +172,9 @@ class Verifier:
         num_labels = int(getattr(config, "num_labels", 0) or 0)
         if num_labels < 1:
             raise ConfigError(f"verifier {self.name}: the model has no classification head (num_labels missing)")
-        self.layout = detect_head_layout(getattr(config, "id2label", None), num_labels, head_layout, f"verifier {self.name}")
+        self.layout = detect_head_layout(
+            getattr(config, "id2label", None), num_labels, head_layout, f"verifier {self.name}"
+        )
         self.model = model
         self.tokenizer = tokenizer
         if device is not None:
@@ -170,8 +200,14 @@ class Verifier:
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], *, dtype: torch.dtype | str | None = None,
-                        device: str | torch.device | None = None, **kwargs: Any) -> "Verifier":
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        dtype: torch.dtype | str | None = None,
+        device: str | torch.device | None = None,
+        **kwargs: Any,
+    ) -> Verifier:
         """Load a `save_pretrained` sequence-classification directory (or a hub id in the local cache)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -194,11 +230,12 @@ class Verifier:
             model = AutoModelForSequenceClassification.from_pretrained(source, **({"dtype": dtype} if dtype else {}))
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot load verifier {location!r}: {str(exc).splitlines()[0]}") from None
-        return cls(model, tokenizer, device=device if device is not None else default_device(),
-                   name=location, **kwargs)
+        return cls(
+            model, tokenizer, device=device if device is not None else default_device(), name=location, **kwargs
+        )
 
     @classmethod
-    def coerce(cls, verifier: Any, **kwargs: Any) -> "Verifier":
+    def coerce(cls, verifier: Any, **kwargs: Any) -> Verifier:
         """A `Verifier` from a path, a `(model, tokenizer)` pair, or a `Verifier` (returned as is)."""
         if isinstance(verifier, Verifier):
             verifier.configure(**kwargs)
@@ -209,12 +246,20 @@ class Verifier:
             return cls(verifier[0], verifier[1], **kwargs)
         if isinstance(verifier, dict) and {"model", "tokenizer"} <= verifier.keys():
             return cls(verifier["model"], verifier["tokenizer"], **kwargs)
-        raise ConfigError(f"verifier must be a directory, a (model, tokenizer) pair or a Verifier, "
-                          f"got {type(verifier).__name__}")
+        raise ConfigError(
+            f"verifier must be a directory, a (model, tokenizer) pair or a Verifier, got {type(verifier).__name__}"
+        )
 
-    def configure(self, *, taxonomy: str | Taxonomy | None = None, device: str | torch.device | None = None,
-                  batch_size: int | None = None, max_batch_tokens: int | None = None,
-                  cache_size: int | None = None, **unexpected: Any) -> None:
+    def configure(
+        self,
+        *,
+        taxonomy: str | Taxonomy | None = None,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+        max_batch_tokens: int | None = None,
+        cache_size: int | None = None,
+        **unexpected: Any,
+    ) -> None:
         """Change scoring options of an existing verifier (used when a reward is handed one)."""
         if unexpected:
             raise ConfigError(f"unexpected verifier options: {', '.join(unexpected)}")
@@ -229,7 +274,7 @@ class Verifier:
         if taxonomy is not None:
             self.columns(taxonomy)
 
-    def to(self, device: str | torch.device) -> "Verifier":
+    def to(self, device: str | torch.device) -> Verifier:
         self.device = torch.device(device)
         self.model.to(self.device)
         return self
@@ -268,13 +313,20 @@ class Verifier:
         if tax.name not in self._columns:
             columns = self.layout.columns(tax)
             if not columns:
-                raise ConfigError(f"verifier {self.name}: none of its head labels ({', '.join(self.layout.labels[:12])}"
-                                  f"{', ...' if self.num_labels > 12 else ''}) maps to a {tax.name} label "
-                                  f"({tax.prompt_list()})")
+                raise ConfigError(
+                    f"verifier {self.name}: none of its head labels ({', '.join(self.layout.labels[:12])}"
+                    f"{', ...' if self.num_labels > 12 else ''}) maps to a {tax.name} label "
+                    f"({tax.prompt_list()})"
+                )
             missing = [label for label in tax.labels if label not in columns]
             if missing:
-                logger.warning("verifier %s has no output for %s label(s) %s; samples with that gold label get no "
-                               "explanation reward", self.name, tax.name, ", ".join(missing))
+                logger.warning(
+                    "verifier %s has no output for %s label(s) %s; samples with that gold label get no "
+                    "explanation reward",
+                    self.name,
+                    tax.name,
+                    ", ".join(missing),
+                )
             self._columns[tax.name] = columns
         return self._columns[tax.name]
 
@@ -282,8 +334,10 @@ class Verifier:
         if taxonomy is not None:
             return get_taxonomy(taxonomy)
         if self.default_taxonomy is None:
-            raise ConfigError(f"verifier {self.name}: no taxonomy given and none recorded in the checkpoint; "
-                              f"pass taxonomy=<dataset name>")
+            raise ConfigError(
+                f"verifier {self.name}: no taxonomy given and none recorded in the checkpoint; "
+                f"pass taxonomy=<dataset name>"
+            )
         return self.default_taxonomy
 
     # ------------------------------------------------------------ prediction
@@ -291,22 +345,36 @@ class Verifier:
     def predict_proba(self, texts: Sequence[str]) -> torch.Tensor:
         """Sigmoid probabilities `(len(texts), num_labels)` over the head's columns (float32, CPU)."""
         probs, self.last_stats = score_texts(
-            self.model, self.tokenizer, list(texts), device=self.device, num_labels=self.num_labels,
-            max_length=self.max_length, batch_size=self.batch_size, max_batch_tokens=self.max_batch_tokens,
-            cache=self.cache)
+            self.model,
+            self.tokenizer,
+            list(texts),
+            device=self.device,
+            num_labels=self.num_labels,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            cache=self.cache,
+        )
         return probs
 
-    def taxonomy_proba(self, texts: Sequence[str], taxonomy: str | Taxonomy | None = None
-                       ) -> tuple[tuple[str, ...], torch.Tensor]:
+    def taxonomy_proba(
+        self, texts: Sequence[str], taxonomy: str | Taxonomy | None = None
+    ) -> tuple[tuple[str, ...], torch.Tensor]:
         """Probabilities of the taxonomy labels the head expresses: `(labels, (n, len(labels)))`."""
         columns = self.columns(taxonomy)
         labels = tuple(columns)
         probs = self.predict_proba(texts)
         return labels, probs[:, [columns[label] for label in labels]]
 
-    def predict_labels(self, texts: Sequence[str], taxonomy: str | Taxonomy | None = None, *,
-                       threshold: float = 0.5, top_k: int | None = None, at_least_one: bool = False
-                       ) -> list[list[str]]:
+    def predict_labels(
+        self,
+        texts: Sequence[str],
+        taxonomy: str | Taxonomy | None = None,
+        *,
+        threshold: float = 0.5,
+        top_k: int | None = None,
+        at_least_one: bool = False,
+    ) -> list[list[str]]:
         """Label sets per text, decided over the whole head, reported in the taxonomy's labels.
 
         The decision (over tau, at least one, at most k) is made over all head columns as the

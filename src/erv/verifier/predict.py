@@ -18,8 +18,9 @@ one, at most the top k), shared by the reward and the evaluation.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -53,8 +54,10 @@ def plan_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int 
     current: list[int] = []
     for index in order:
         width = lengths[current[0]] if current else lengths[index]
-        if current and (len(current) >= batch_size
-                        or (max_batch_tokens is not None and (len(current) + 1) * width > max_batch_tokens)):
+        if current and (
+            len(current) >= batch_size
+            or (max_batch_tokens is not None and (len(current) + 1) * width > max_batch_tokens)
+        ):
             batches.append(current)
             current = []
         current.append(index)
@@ -74,8 +77,14 @@ def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, mask
 
 
-def forward_probabilities(model: Any, token_ids: Sequence[Sequence[int]], batches: Sequence[Sequence[int]],
-                          pad_id: int, device: torch.device, num_labels: int) -> torch.Tensor:
+def forward_probabilities(
+    model: Any,
+    token_ids: Sequence[Sequence[int]],
+    batches: Sequence[Sequence[int]],
+    pad_id: int,
+    device: torch.device,
+    num_labels: int,
+) -> torch.Tensor:
     """Sigmoid of the classifier logits for every row, in the original row order."""
     out = torch.empty((len(token_ids), num_labels), dtype=torch.float32)
     with torch.inference_mode():
@@ -105,7 +114,7 @@ class ProbabilityCache:
     def put_many(self, texts: Sequence[str], rows: torch.Tensor) -> None:
         if self.size <= 0:
             return
-        for text, row in zip(texts, rows):
+        for text, row in zip(texts, rows, strict=True):
             self._rows[text] = row.clone()
             self._rows.move_to_end(text)
         while len(self._rows) > self.size:
@@ -115,9 +124,18 @@ class ProbabilityCache:
         self._rows.clear()
 
 
-def score_texts(model: Any, tokenizer: Any, texts: Sequence[str], *, device: torch.device, num_labels: int,
-                max_length: int, batch_size: int, max_batch_tokens: int | None,
-                cache: ProbabilityCache | None = None) -> tuple[torch.Tensor, ScoringStats]:
+def score_texts(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    device: torch.device,
+    num_labels: int,
+    max_length: int,
+    batch_size: int,
+    max_batch_tokens: int | None,
+    cache: ProbabilityCache | None = None,
+) -> tuple[torch.Tensor, ScoringStats]:
     """Probabilities `(len(texts), num_labels)` with dedup, cache, length-sorted micro-batches."""
     stats = ScoringStats(inputs=len(texts))
     if not texts:
@@ -140,8 +158,15 @@ def score_texts(model: Any, tokenizer: Any, texts: Sequence[str], *, device: tor
         todo = list(range(len(unique)))
     if todo:
         todo_texts = [unique[i] for i in todo]
-        encoded = tokenizer(todo_texts, add_special_tokens=True, truncation=True, max_length=max_length,
-                            padding=False, return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        encoded = tokenizer(
+            todo_texts,
+            add_special_tokens=True,
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
         lengths = [len(ids) for ids in encoded]
         stats.at_max_length = sum(n >= max_length for n in lengths)
         batches = plan_batches(lengths, batch_size, max_batch_tokens)
@@ -156,8 +181,9 @@ def score_texts(model: Any, tokenizer: Any, texts: Sequence[str], *, device: tor
     return unique_probs[torch.as_tensor(inverse, dtype=torch.long)], stats
 
 
-def select_label_sets(probs: torch.Tensor, threshold: float, top_k: int | None = 2,
-                      at_least_one: bool = True) -> torch.Tensor:
+def select_label_sets(
+    probs: torch.Tensor, threshold: float, top_k: int | None = 2, at_least_one: bool = True
+) -> torch.Tensor:
     """Boolean `(n, labels)`: labels with probability > `threshold`; if none, the top one
     (`at_least_one`); if more than `top_k`, the `top_k` most probable (Algorithm 1)."""
     if probs.ndim != 2:

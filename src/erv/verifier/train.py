@@ -16,17 +16,26 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from transformers import TrainingArguments
 
 from erv.data.emotions import GOEMOTIONS_LABELS, Taxonomy, get_taxonomy
 from erv.errors import ConfigError, TaxonomyError
 from erv.io.jsonl import write_json
-from erv.verifier.data import (FORMATS, ImportReport, TextExample, format_counts, label_counts, load_many,
-                               train_eval_split, write_examples)
+from erv.verifier.data import (
+    FORMATS,
+    ImportReport,
+    TextExample,
+    format_counts,
+    label_counts,
+    load_many,
+    train_eval_split,
+    write_examples,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,33 +46,57 @@ HEADS = ("goemotions", "taxonomy")
 class VerifierModelArguments:
     model_name_or_path: str = field(
         default="SamLowe/roberta-base-go_emotions",
-        metadata={"help": "Backbone: a save_pretrained directory or a hub id (paper: SamLowe/roberta-base-go_emotions)."})
-    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Tokenizer location if not the model's."})
-    head: str = field(default="goemotions", metadata={
-        "help": "goemotions: keep a 28-label GoEmotions head (released Emo_Classifier layout); "
-                "taxonomy: a new head over the taxonomy's labels.", "choices": HEADS})
-    max_length: int = field(default=256, metadata={"help": "Token limit per text (longer texts are truncated, counted)."})
+        metadata={
+            "help": "Backbone: a save_pretrained directory or a hub id (paper: SamLowe/roberta-base-go_emotions)."
+        },
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer location if not the model's."}
+    )
+    head: str = field(
+        default="goemotions",
+        metadata={
+            "help": "goemotions: keep a 28-label GoEmotions head (released Emo_Classifier layout); "
+            "taxonomy: a new head over the taxonomy's labels.",
+            "choices": HEADS,
+        },
+    )
+    max_length: int = field(
+        default=256, metadata={"help": "Token limit per text (longer texts are truncated, counted)."}
+    )
 
 
 @dataclass
 class VerifierDataArguments:
-    train_files: list[str] = field(default_factory=list, metadata={
-        "help": "Training data: JSONL {text, labels}, EMER CSV, MERR-fine JSON or judge pseudo-label JSONL."})
-    eval_files: list[str] = field(default_factory=list, metadata={
-        "help": "Held-out data; if empty, eval_fraction of the training texts is held out."})
+    train_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Training data: JSONL {text, labels}, EMER CSV, MERR-fine JSON or judge pseudo-label JSONL."
+        },
+    )
+    eval_files: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Held-out data; if empty, eval_fraction of the training texts is held out."},
+    )
     eval_fraction: float = field(default=0.05, metadata={"help": "Share of texts held out when eval_files is empty."})
     split_seed: int = field(default=42, metadata={"help": "Seed of the train/eval split."})
     taxonomy: str = field(default="MAFW", metadata={"help": "Label set of the data (MAFW covers DFEW and EMER too)."})
-    data_format: str = field(default="auto", metadata={"help": "auto | " + " | ".join(FORMATS[1:]), "choices": FORMATS})
-    drop_unknown_labels: bool = field(default=False, metadata={
-        "help": "Drop labels the taxonomy does not know (counted and reported) instead of failing."})
+    data_format: str = field(
+        default="auto", metadata={"help": "auto | " + " | ".join(FORMATS[1:]), "choices": FORMATS}
+    )
+    drop_unknown_labels: bool = field(
+        default=False,
+        metadata={"help": "Drop labels the taxonomy does not know (counted and reported) instead of failing."},
+    )
 
 
 @dataclass
 class VerifierTrainingArguments(TrainingArguments):
     """`TrainingArguments` with the paper's verifier settings as defaults."""
 
-    output_dir: str | None = field(default="outputs/verifier", metadata={"help": "Where checkpoints and the model go."})
+    output_dir: str | None = field(
+        default="outputs/verifier", metadata={"help": "Where checkpoints and the model go."}
+    )
     num_train_epochs: float = field(default=10.0, metadata={"help": "Paper: 10 epochs."})
     per_device_train_batch_size: int = field(default=64, metadata={"help": "Paper: batch 64."})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "Evaluation batch size."})
@@ -95,8 +128,10 @@ def head_targets(head: str, taxonomy: str | Taxonomy) -> tuple[tuple[str, ...], 
             try:
                 columns[label] = taxonomy.goemotions_index(label)
             except TaxonomyError:
-                raise ConfigError(f"head 'goemotions' cannot learn {taxonomy.name} label {label!r} (no GoEmotions "
-                                  f"counterpart); use head: taxonomy") from None
+                raise ConfigError(
+                    f"head 'goemotions' cannot learn {taxonomy.name} label {label!r} (no GoEmotions "
+                    f"counterpart); use head: taxonomy"
+                ) from None
         return GOEMOTIONS_LABELS, columns
     if head == "taxonomy":
         return taxonomy.labels, {label: i for i, label in enumerate(taxonomy.labels)}
@@ -106,13 +141,24 @@ def head_targets(head: str, taxonomy: str | Taxonomy) -> tuple[tuple[str, ...], 
 class MultiLabelDataset:
     """Tokenised texts with float multi-hot targets over the head's columns."""
 
-    def __init__(self, examples: Sequence[TextExample], tokenizer: Any, columns: dict[str, int], num_labels: int,
-                 max_length: int) -> None:
-        encoded = tokenizer([ex.text for ex in examples], truncation=True, max_length=max_length,
-                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    def __init__(
+        self,
+        examples: Sequence[TextExample],
+        tokenizer: Any,
+        columns: dict[str, int],
+        num_labels: int,
+        max_length: int,
+    ) -> None:
+        encoded = tokenizer(
+            [ex.text for ex in examples],
+            truncation=True,
+            max_length=max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
         self.truncated = sum(len(ids) >= max_length for ids in encoded)
         self.items = []
-        for ex, ids in zip(examples, encoded):
+        for ex, ids in zip(examples, encoded, strict=True):
             target = [0.0] * num_labels
             for label in ex.labels:
                 target[columns[label]] = 1.0
@@ -137,8 +183,11 @@ class MultiLabelCollator:
         from erv.verifier.predict import pad_batch
 
         ids, mask = pad_batch([f["input_ids"] for f in features], self.pad_id)
-        return {"input_ids": ids, "attention_mask": mask,
-                "labels": torch.tensor([f["labels"] for f in features], dtype=torch.float32)}
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": torch.tensor([f["labels"] for f in features], dtype=torch.float32),
+        }
 
 
 def _reinit_head(model: Any) -> None:
@@ -156,8 +205,9 @@ def _reinit_head(model: Any) -> None:
                 torch.nn.init.zeros_(module.bias)
 
 
-def load_backbone(model_args: VerifierModelArguments, head_labels: Sequence[str], taxonomy: Taxonomy
-                  ) -> tuple[Any, Any]:
+def load_backbone(
+    model_args: VerifierModelArguments, head_labels: Sequence[str], taxonomy: Taxonomy
+) -> tuple[Any, Any]:
     """The tokenizer and a sequence classifier with the requested head (fresh if the labels differ)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -167,14 +217,20 @@ def load_backbone(model_args: VerifierModelArguments, head_labels: Sequence[str]
         base_config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load backbone {source!r}: {str(exc).splitlines()[0]}") from None
-    old_labels = tuple(str(base_config.id2label.get(i, "")).lower() for i in range(base_config.num_labels)) \
-        if getattr(base_config, "id2label", None) else ()
+    old_labels = (
+        tuple(str(base_config.id2label.get(i, "")).lower() for i in range(base_config.num_labels))
+        if getattr(base_config, "id2label", None)
+        else ()
+    )
     new_labels = tuple(head_labels)
-    config = AutoConfig.from_pretrained(source, id2label=dict(enumerate(new_labels)),
-                                        label2id={label: i for i, label in enumerate(new_labels)},
-                                        problem_type="multi_label_classification")
+    config = AutoConfig.from_pretrained(
+        source,
+        id2label=dict(enumerate(new_labels)),
+        label2id={label: i for i, label in enumerate(new_labels)},
+        problem_type="multi_label_classification",
+    )
     model = AutoModelForSequenceClassification.from_pretrained(source, config=config, ignore_mismatched_sizes=True)
-    if old_labels and old_labels != tuple(l.lower() for l in new_labels) and len(old_labels) == len(new_labels):
+    if old_labels and old_labels != tuple(lab.lower() for lab in new_labels) and len(old_labels) == len(new_labels):
         logger.info("backbone head labels differ from the requested ones; re-initialising the head")
         _reinit_head(model)
     model.config.erv_taxonomy = taxonomy.name
@@ -216,8 +272,9 @@ def _resume_checkpoint(training_args: TrainingArguments) -> str | None:
     return str(value)
 
 
-def train_verifier(model_args: VerifierModelArguments, data_args: VerifierDataArguments,
-                   training_args: TrainingArguments) -> TrainResult:
+def train_verifier(
+    model_args: VerifierModelArguments, data_args: VerifierDataArguments, training_args: TrainingArguments
+) -> TrainResult:
     """Load data, fine-tune, save the model + tokenizer and an evaluation report in output_dir."""
     from transformers import Trainer
 
@@ -228,12 +285,22 @@ def train_verifier(model_args: VerifierModelArguments, data_args: VerifierDataAr
     if not data_args.train_files:
         raise ConfigError("no training data: set train_files in the recipe or pass --train_files FILE ...")
     report = ImportReport()
-    examples = load_many(data_args.train_files, taxonomy, drop_unknown=data_args.drop_unknown_labels,
-                         report=report, fmt=data_args.data_format)
+    examples = load_many(
+        data_args.train_files,
+        taxonomy,
+        drop_unknown=data_args.drop_unknown_labels,
+        report=report,
+        fmt=data_args.data_format,
+    )
     if data_args.eval_files:
         train_examples = examples
-        eval_examples = load_many(data_args.eval_files, taxonomy, drop_unknown=data_args.drop_unknown_labels,
-                                  report=report, fmt=data_args.data_format)
+        eval_examples = load_many(
+            data_args.eval_files,
+            taxonomy,
+            drop_unknown=data_args.drop_unknown_labels,
+            report=report,
+            fmt=data_args.data_format,
+        )
     else:
         train_examples, eval_examples = train_eval_split(examples, data_args.eval_fraction, data_args.split_seed)
     if not train_examples:
@@ -245,11 +312,15 @@ def train_verifier(model_args: VerifierModelArguments, data_args: VerifierDataAr
     head_labels, columns = head_targets(model_args.head, taxonomy)
     model, tokenizer = load_backbone(model_args, head_labels, taxonomy)
     train_set = MultiLabelDataset(train_examples, tokenizer, columns, len(head_labels), model_args.max_length)
-    eval_set = (MultiLabelDataset(eval_examples, tokenizer, columns, len(head_labels), model_args.max_length)
-                if eval_examples else None)
+    eval_set = (
+        MultiLabelDataset(eval_examples, tokenizer, columns, len(head_labels), model_args.max_length)
+        if eval_examples
+        else None
+    )
     if train_set.truncated:
-        logger.warning("%d training texts reached max_length=%d and were truncated", train_set.truncated,
-                       model_args.max_length)
+        logger.warning(
+            "%d training texts reached max_length=%d and were truncated", train_set.truncated, model_args.max_length
+        )
     if eval_set is None and training_args.eval_strategy not in ("no", None):
         training_args.eval_strategy = "no"
     output_dir = Path(training_args.output_dir)
@@ -260,36 +331,66 @@ def train_verifier(model_args: VerifierModelArguments, data_args: VerifierDataAr
         if eval_examples:
             write_examples(output_dir / "eval_examples.jsonl", eval_examples)
 
-    trainer = Trainer(model=model, args=training_args, train_dataset=train_set, eval_dataset=eval_set,
-                      data_collator=MultiLabelCollator(tokenizer), processing_class=tokenizer,
-                      compute_metrics=compute_metrics_for(columns))
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=MultiLabelCollator(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics_for(columns),
+    )
     trainer.train(resume_from_checkpoint=_resume_checkpoint(training_args))
     trainer.save_model(str(output_dir))
     trainer.save_state()
 
     metrics: dict[str, Any] = {}
-    summary = {"train_examples": len(train_examples), "eval_examples": len(eval_examples),
-               "label_counts": counts, "import": report.to_dict(), "head": model_args.head,
-               "taxonomy": taxonomy.name, "truncated_train_texts": train_set.truncated}
+    summary = {
+        "train_examples": len(train_examples),
+        "eval_examples": len(eval_examples),
+        "label_counts": counts,
+        "import": report.to_dict(),
+        "head": model_args.head,
+        "taxonomy": taxonomy.name,
+        "truncated_train_texts": train_set.truncated,
+    }
     if main_process:
         # Evaluate what was saved, reloaded: that is what the reward will load, and it works
         # the same whatever the training strategy sharded or wrapped.
         if eval_examples:
-            verifier = Verifier.from_pretrained(output_dir, taxonomy=taxonomy, max_length=model_args.max_length,
-                                                batch_size=training_args.per_device_eval_batch_size,
-                                                device=training_args.device)
+            verifier = Verifier.from_pretrained(
+                output_dir,
+                taxonomy=taxonomy,
+                max_length=model_args.max_length,
+                batch_size=training_args.per_device_eval_batch_size,
+                device=training_args.device,
+            )
             metrics = evaluate_verifier(verifier, eval_examples, taxonomy, EvalSettings())
             write_json(output_dir / "eval_results.json", metrics)
         write_json(output_dir / "verifier_data_summary.json", summary)
     macro = metrics.get("macro_f1")
-    logger.info("verifier saved to %s: %d train / %d eval texts%s", output_dir, len(train_examples),
-                len(eval_examples), "" if macro is None or math.isnan(macro) else f", eval macro-F1 {macro:.4f}")
-    return TrainResult(output_dir, len(train_examples), len(eval_examples), counts, report.to_dict(), metrics,
-                       trainer.model, tokenizer)
+    logger.info(
+        "verifier saved to %s: %d train / %d eval texts%s",
+        output_dir,
+        len(train_examples),
+        len(eval_examples),
+        "" if macro is None or math.isnan(macro) else f", eval macro-F1 {macro:.4f}",
+    )
+    return TrainResult(
+        output_dir,
+        len(train_examples),
+        len(eval_examples),
+        counts,
+        report.to_dict(),
+        metrics,
+        trainer.model,
+        tokenizer,
+    )
 
 
-def parse_train_args(argv: Sequence[str]) -> tuple[VerifierModelArguments, VerifierDataArguments,
-                                                   VerifierTrainingArguments]:
+def parse_train_args(
+    argv: Sequence[str],
+) -> tuple[VerifierModelArguments, VerifierDataArguments, VerifierTrainingArguments]:
     """`--config recipe.yaml` plus `--key value` overrides (TRL's parser)."""
     from trl import TrlParser
 
@@ -307,6 +408,8 @@ def main(argv: Sequence[str]) -> int:
     model_args, data_args, training_args = parse_train_args(argv)
     result = train_verifier(model_args, data_args, training_args)
     macro = result.metrics.get("macro_f1")
-    print(f"erv verifier train: done: {result.train_examples} train / {result.eval_examples} eval texts, "
-          f"model in {result.output_dir}" + ("" if macro is None else f", eval macro-F1 {macro:.4f}"))
+    print(
+        f"erv verifier train: done: {result.train_examples} train / {result.eval_examples} eval texts, "
+        f"model in {result.output_dir}" + ("" if macro is None else f", eval macro-F1 {macro:.4f}")
+    )
     return 0

@@ -1,0 +1,1 @@
+"""Batched, sharded, resumable generation with a HumanOmni checkpoint (`erv infer`)."""
