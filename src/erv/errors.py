@@ -29,3 +29,7 @@ class MediaError(ErvError, RuntimeError):
 
 class ConfigError(ErvError, ValueError):
     """A recipe, checkpoint directory or command-line combination that cannot work."""
+
+
+class ModelInputError(ErvError, ValueError):
+    """Model inputs that do not fit together (placeholders without features, wrong shapes...)."""

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from erv.errors import ConfigError
+
 STRICT_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
@@ -185,7 +187,9 @@ def get_splitter(name: str) -> Callable[[str], list[str]]:
     try:
         return SPLITTERS[name.lower()]
     except KeyError:
-        raise ValueError(f"unknown sentence splitter {name!r}; choose one of {', '.join(sorted(SPLITTERS))}") from None
+        raise ConfigError(
+            f"unknown sentence splitter {name!r}; choose one of {', '.join(sorted(SPLITTERS))}"
+        ) from None
 
 
 def split_sentences(text: str, method: str = "regex") -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy
+from erv.errors import TaxonomyError
 
 RECOGNITION_METRICS = ("war", "uar")
 COHERENCE_METRICS = ("eea", "epc", "fcr", "fcr_given_correct")
@@ -62,13 +63,13 @@ def encode(
     try:
         g = np.fromiter((index[x] for x in gold), dtype=np.int64, count=len(gold))
     except KeyError as exc:
-        raise ValueError(f"gold label {exc.args[0]!r} is not a {tax.name} label") from None
+        raise TaxonomyError(f"gold label {exc.args[0]!r} is not a {tax.name} label") from None
     pred_index = dict(index)
     pred_index[UNKNOWN] = k
     try:
         p = np.fromiter((pred_index[x] for x in pred), dtype=np.int64, count=len(pred))
     except KeyError as exc:
-        raise ValueError(f"predicted label {exc.args[0]!r} is neither a {tax.name} label nor 'unknown'") from None
+        raise TaxonomyError(f"predicted label {exc.args[0]!r} is neither a {tax.name} label nor 'unknown'") from None
     if explanation is None:
         e = np.full(len(gold), -1, dtype=np.int64)
     else:
@@ -77,7 +78,7 @@ def encode(
         try:
             e = np.fromiter((-1 if x is None else index[x] for x in explanation), dtype=np.int64, count=len(gold))
         except KeyError as exc:
-            raise ValueError(f"explanation label {exc.args[0]!r} is not a {tax.name} label") from None
+            raise TaxonomyError(f"explanation label {exc.args[0]!r} is not a {tax.name} label") from None
     return Outcomes(tax, g, p, e >= 0, e)
 
 

@@ -28,7 +28,7 @@ from string import Template
 from typing import Any
 
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
-from erv.errors import ErvError
+from erv.errors import ConfigError, ErvError
 
 FGCE_FUNCTIONS: tuple[str, ...] = ("information extraction", "information analysis", "conclusion", "others")
 FGCE_MODALITIES: tuple[str, ...] = (
@@ -54,11 +54,6 @@ def _template(name: str) -> Template:
     return Template(text.rstrip("\n"))
 
 
-def prompt_template_text(name: str) -> str:
-    """The raw template of a packaged prompt (for docs and audits)."""
-    return _template(name).template
-
-
 def _fill(name: str, **values: str) -> str:
     return _template(name).substitute(**values)
 
@@ -75,7 +70,7 @@ def _require_text(value: object, what: str) -> str:
 def explanation_emotion_prompt(explanation: str, taxonomy: str | Taxonomy, *, variant: str = "paper") -> str:
     """ERV Figure 3: which single emotion of the dataset's list does the explanation convey."""
     if variant not in EXPLANATION_PROMPT_VARIANTS:
-        raise ValueError(
+        raise ConfigError(
             f"unknown explanation prompt variant {variant!r}; choose one of {', '.join(EXPLANATION_PROMPT_VARIANTS)}"
         )
     tax = get_taxonomy(taxonomy)

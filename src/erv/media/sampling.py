@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from erv.errors import MediaError
+from erv.errors import ConfigError, MediaError
 
 
 def uniform_frame_indices(num_available: int, num_frames: int) -> list[int]:
@@ -18,7 +18,7 @@ def uniform_frame_indices(num_available: int, num_frames: int) -> list[int]:
     if num_available < 1:
         raise ValueError(f"cannot sample from {num_available} frames")
     if num_frames < 1:
-        raise ValueError(f"num_frames must be positive, got {num_frames}")
+        raise ConfigError(f"num_frames must be positive, got {num_frames}")
     seg = float(num_available - 1) / num_frames
     mids = np.array([(seg * i + seg * (i + 1)) / 2 for i in range(num_frames)])
     return [int(i) for i in np.round(mids + 1e-6).astype(int)]

@@ -14,13 +14,13 @@ so `AutoModelForCausalLM.from_pretrained(checkpoint_dir)` works without `trust_r
 
 from transformers import AutoConfig, AutoModelForCausalLM
 
+from erv.errors import ModelInputError
 from erv.model.configuration import MODEL_TYPE, HumanOmniQwen2Config, preset_config
 from erv.model.constants import AUDIO_PLACEHOLDER, IGNORE_INDEX, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
 from erv.model.dataset import HumanOmniCollator, HumanOmniDataset, make_dataloader
 from erv.model.loading import load_model, load_pretrained
 from erv.model.modeling import HumanOmniCausalLMOutput, HumanOmniQwen2ForCausalLM, HumanOmniQwen2Model, build_model
 from erv.model.processor import HumanOmniProcessor
-from erv.model.splicing import ModelInputError
 
 AutoConfig.register(MODEL_TYPE, HumanOmniQwen2Config, exist_ok=True)
 AutoModelForCausalLM.register(HumanOmniQwen2Config, HumanOmniQwen2ForCausalLM, exist_ok=True)

@@ -74,11 +74,6 @@ class HumanOmniQwen2Config(Qwen2Config):
             # The reference recomputes this from the Whisper tower in __init__, whatever was saved.
             self.audio_hidden_size = self.audio_config.d_model
 
-    @property
-    def vision_patches_per_side(self) -> int:
-        vc = self.vision_config
-        return vc.image_size // vc.patch_size
-
 
 def _llm_fields(size: str) -> dict[str, Any]:
     if size == "0.5B":

@@ -26,7 +26,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.qwen2.modeling_qwen2 import Qwen2PreTrainedModel
 from transformers.utils import can_return_tuple
 
-from erv.errors import ConfigError
+from erv.errors import ConfigError, ModelInputError
 from erv.model.checkpoint import load_checkpoint
 from erv.model.configuration import (
     AUDIO_POOL_STRIDE,
@@ -46,16 +46,8 @@ from erv.model.projectors import (
     build_vision_projector,
     fuse_branches,
 )
-from erv.model.splicing import ModelInputError, SplicedInputs, position_ids_from_mask, splice_multimodal
+from erv.model.splicing import SplicedInputs, position_ids_from_mask, splice_multimodal
 from erv.model.towers import SiglipVisionTower, WhisperAudioTower
-
-MULTIMODAL_KWARGS = (
-    "pixel_values_videos",
-    "audio_input_features",
-    "bert_input_ids",
-    "bert_attention_mask",
-    "bert_token_type_ids",
-)
 
 
 def _check_config(config: HumanOmniQwen2Config) -> None:

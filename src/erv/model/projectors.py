@@ -16,7 +16,7 @@ from timm.layers import LayerNorm2d
 from timm.models.regnet import RegStage
 from torch import nn
 
-from erv.errors import ConfigError
+from erv.errors import ConfigError, ModelInputError
 
 _MLP_GELU = re.compile(r"^mlp(\d+)x_gelu$")
 
@@ -94,10 +94,10 @@ class AllInOneProjector(nn.Module):
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, N, D) SigLIP features -> video (B, T*h*w, H), body (B, T*h*w, H), face (B*T, N, H)."""
         if features.ndim != 4:
-            raise ValueError(f"expected (batch, frames, patches, width) features, got {tuple(features.shape)}")
+            raise ModelInputError(f"expected (batch, frames, patches, width) features, got {tuple(features.shape)}")
         side = math.isqrt(features.shape[2])
         if side * side != features.shape[2]:
-            raise ValueError(f"{features.shape[2]} patches do not form a square grid")
+            raise ModelInputError(f"{features.shape[2]} patches do not form a square grid")
         video = self._branch(features, "video")
         body = self._branch(features, "body")
         face = self.mlp_2xgelu_face(features.flatten(0, 1))
@@ -190,7 +190,7 @@ class SlowFastCompressor(nn.Module):
         per_frame = n // num_frames
         side = math.isqrt(per_frame)
         if side * side * num_frames != n:
-            raise ValueError(f"{n} video tokens do not split into {num_frames} square frames")
+            raise ModelInputError(f"{n} video tokens do not split into {num_frames} square frames")
         grid = tokens.reshape(b * num_frames, side, side, h).permute(0, 3, 1, 2)
         fast = F.avg_pool2d(grid, 2, 2)
         fast = fast.flatten(2).transpose(1, 2).reshape(b, -1, h)

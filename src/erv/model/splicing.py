@@ -23,12 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from erv.errors import ErvError
+from erv.errors import ModelInputError
 from erv.model.constants import AUDIO_PLACEHOLDER, IGNORE_INDEX, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
-
-
-class ModelInputError(ErvError, ValueError):
-    """Model inputs that do not fit together (placeholders without features, wrong shapes...)."""
 
 
 @dataclass

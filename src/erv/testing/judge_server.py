@@ -593,7 +593,7 @@ def load_rules(path: str) -> tuple[tuple[str, str | int], ...]:
     return tuple((p, r) for p, r in data)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
+def _interrupt(_signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 

@@ -155,20 +155,3 @@ def write_frame_folder(
     for i, frame in enumerate(synthetic_frames(num_frames, size[0], size[1], seed=seed)):
         Image.fromarray(frame).save(folder / f"frame_{i:03d}.png")
     return folder
-
-
-def write_wav(
-    path: str | os.PathLike[str], seconds: float = 1.0, *, sample_rate: int = 16000, channels: int = 1, seed: int = 0
-) -> Path:
-    """A 16-bit PCM WAV file of the synthetic tones."""
-    import wave
-
-    path = Path(path)
-    data = synthetic_waveform(seconds, sample_rate, channels, seed=seed)
-    pcm = np.clip(np.round(data.T * 32767), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-    return path

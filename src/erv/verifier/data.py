@@ -24,14 +24,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.data.records import read_predictions
 from erv.errors import ConfigError, RecordError
 from erv.io.jsonl import PathLike, iter_json_records, write_jsonl
 
-Format = Literal["auto", "jsonl", "emer", "merr", "judge"]
 FORMATS: tuple[str, ...] = ("auto", "jsonl", "emer", "merr", "judge")
 
 # Column names tried, in order, when an EMER-style CSV does not name them explicitly.
@@ -69,14 +68,6 @@ class ImportReport:
     dropped_label_where: dict[str, str] = field(default_factory=dict)  # raw label -> first location
     dropped_examples: int = 0  # examples left with no label after dropping unknown ones
     skipped: Counter = field(default_factory=Counter)  # reason -> count (judge errors, no label, ...)
-
-    def merge(self, other: ImportReport) -> None:
-        self.kept += other.kept
-        self.dropped_labels.update(other.dropped_labels)
-        for key, where in other.dropped_label_where.items():
-            self.dropped_label_where.setdefault(key, where)
-        self.dropped_examples += other.dropped_examples
-        self.skipped.update(other.skipped)
 
     def summary(self) -> str:
         parts = [f"kept {self.kept}"]
