@@ -3,7 +3,7 @@
 One parser serves rewards, inference post-processing, the judge and evaluation, so that the
 "answer" a reward pays for is the answer the evaluation scores.
 
-Rules (design.md): the answer is the content of the first *complete* `<answer>…</answer>`
+Rules (docs/architecture.md, "Files"): the answer is the content of the first *complete* `<answer>…</answer>`
 pair (tags case-insensitive, content stripped); a response without one has no answer. The
 explanation is the content of the first complete `<think>…</think>` pair. The strict format
 check is the paper's regex, a full match of `<think>.*?</think>\\s*<answer>.*?</answer>` with

@@ -72,7 +72,7 @@ GOEMOTIONS_LABELS: tuple[str, ...] = (
 )
 
 # concept -> GoEmotions head index, as the released Emo_Classifier verifier uses it
-# (paper-notes §3). "calm" has no GoEmotions counterpart.
+# (docs/reference.md §3). "calm" has no GoEmotions counterpart.
 GOEMOTIONS_INDEX_OF_CONCEPT: dict[str, int] = {
     "happiness": 17,  # joy
     "anger": 2,

@@ -11,7 +11,7 @@ TASK_PROMPT = (
     "and final emotion in <answer> </answer> tags."
 )
 
-# R1-style system prompt (paper-notes §1), in our words: think first, then answer, each in
+# R1-style system prompt (docs/reference.md §1), in our words: think first, then answer, each in
 # its tags. The released GRPO code only uses its version for text-only data.
 GRPO_SYSTEM_PROMPT = (
     "You are a helpful assistant that reasons before answering. First think through the "

@@ -80,7 +80,7 @@ def evaluate_file(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, Any]:
-    """Score one predictions file; returns the metrics object (design.md) plus bookkeeping."""
+    """Score one predictions file; returns the metrics object (docs/evaluation.md) plus bookkeeping."""
     predictions = read_predictions(predictions_path, taxonomy)
     for pred in predictions:
         if pred.dataset and _dataset_name(pred.dataset, pred) != taxonomy.name:

@@ -1,4 +1,4 @@
-"""Recognition and coherence metrics with bootstrap confidence intervals (paper-notes §5).
+"""Recognition and coherence metrics with bootstrap confidence intervals (docs/reference.md §5).
 
 Per sample: gold g, predicted answer p (a label or unknown) and, when judged, the
 explanation emotion e.
@@ -177,7 +177,7 @@ def _bootstrap_cells(
 def compute_metrics(
     o: Outcomes, *, with_coherence: bool, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> dict[str, Any]:
-    """The `erv evaluate --json` object for one prediction set (design.md)."""
+    """The `erv evaluate --json` object for one prediction set (docs/evaluation.md)."""
     tax = o.taxonomy
     cells = _cell_counts(o)
     values = _metrics_from_cells(cells)

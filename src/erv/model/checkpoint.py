@@ -1,6 +1,6 @@
 """Reading a HumanOmni checkpoint folder (HumanOmni, R1-Omni, EMER-SFT, ERV releases or our own saves).
 
-What happens, in order (facts §1 for the reference's behaviour this reproduces):
+What happens, in order (docs/reference.md §6 for the reference's behaviour this reproduces):
 
 1. The checkpoint folder is checked (exists, has config.json of model_type `HumanOmni_qwen2`).
 2. SigLIP, Whisper and BERT locations are resolved with `erv.model.paths.resolve_components`

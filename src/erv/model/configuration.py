@@ -28,7 +28,7 @@ FEATURE_COMPRESSORS = (None, "slow_fast")
 
 
 class HumanOmniQwen2Config(Qwen2Config):
-    """`Qwen2Config` plus the multimodal fields of the reference (facts §2) and tower sub-configs.
+    """`Qwen2Config` plus the multimodal fields of the reference (docs/reference.md §6) and tower sub-configs.
 
     Fields the reference does not have: `vision_config` / `audio_config` / `bert_config` (the
     towers' and BERT's configs, so the model can be built without their folders),

@@ -60,7 +60,7 @@ def load_pretrained(
     device_map: Any = None,
     attn_implementation: str | None = "sdpa",
 ):
-    """`(model, processor)` for a HumanOmni checkpoint folder (design.md contract).
+    """`(model, processor)` for a HumanOmni checkpoint folder (docs/architecture.md, "Contracts").
 
     Tower arguments override the config's `mm_vision_tower` / `mm_audio_tower` (and `bert` the
     BERT location, default `bert-base-uncased`); relative names resolve against

@@ -1,7 +1,7 @@
 """HumanOmni = Qwen2 decoder + SigLIP video path with a BERT-gated 3-branch projector + Whisper audio path.
 
 Checkpoint-compatible with HumanOmni / R1-Omni / EMER-SFT / ERV releases (module names as in
-facts §1). The forward pass follows facts §3-§5: SigLIP `hidden_states[-2]` of every frame ->
+docs/reference.md §6). The forward pass follows docs/reference.md §7-§9: SigLIP `hidden_states[-2]` of every frame ->
 video/body/face branches -> face bilinear pooling -> branch weights from BERT's [CLS] through
 the gate -> fused video tokens; Whisper encoder -> average pool 3 -> MLP -> audio tokens; both
 spliced in place of the −201 / −202 placeholders (see `splicing`).

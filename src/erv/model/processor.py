@@ -6,7 +6,7 @@ differently and one sample at a time. This processor reproduces each of those pr
 exactly, batches them with left padding for generation, and loads media through
 :mod:`erv.media`. User documentation: docs/processor.md.
 
-Prompt styles (facts §7; the default is the inference one):
+Prompt styles (docs/reference.md §11; the default is the inference one):
 
 * ``"inference"`` (mm_infer): user turn ``<video>\\n<audio>\\n{instruction}``, the checkpoint's
   chat template with a generation prompt, then ``<video>`` -> ``<vi_start><video><vi_end>``

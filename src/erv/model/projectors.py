@@ -2,7 +2,7 @@
 
 Module and attribute names (`s1_video`, `sampler_video.0`, `readout_video.2`,
 `mlp_2xgelu_face.0`, `audio_projector.0` ...) are part of the checkpoint format: they must stay
-exactly as the released state dicts spell them (facts §1, §3.2).
+exactly as the released state dicts spell them (docs/reference.md §6, §7).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _regstage(depth: int, in_chs: int, out_chs: int) -> RegStage:
 class AllInOneProjector(nn.Module):
     """The `all_in_one` (7B) / `all_in_one_small` (0.5B) video projector.
 
-    Three branches read the same SigLIP features (facts §3.1): "video" and "body" are each
+    Three branches read the same SigLIP features (docs/reference.md §7): "video" and "body" are each
     RegStage (per frame) -> causal 2x2x2 Conv3d sampler + SiLU (last time step dropped) ->
     RegStage -> 2-layer GELU MLP, flattened in (time, row, column) order; "face" is a 2-layer
     GELU MLP on every patch of every frame. The two variants differ only in RegStage depth and
@@ -164,7 +164,7 @@ def fuse_branches(
 
 
 class SlowFastCompressor(nn.Module):
-    """Upstream HumanOmni's slow-fast video token compressor (facts §12).
+    """Upstream HumanOmni's slow-fast video token compressor (docs/reference.md §14).
 
     Output per video: the 2x2 average-pooled tokens of every frame (floor), then the
     full-resolution tokens of frames 1, 5, 9, ... (frame 0 if there is only one), frame-major.

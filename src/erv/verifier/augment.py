@@ -41,7 +41,7 @@ from erv.io.jsonl import PathLike, iter_json_records, write_json
 from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
 from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseudo_label_prompt
 
-# The classes the paper complements to about 1K examples each (paper-notes §3).
+# The classes the paper complements to about 1K examples each (docs/reference.md §3).
 PAPER_RARE_CLASSES: tuple[str, ...] = ("disgust", "fear", "contempt", "disappointment", "neutral", "helplessness")
 PSEUDO_LABEL_TEXT_KEYS: tuple[str, ...] = ("text", "explanation", "reason", "think")
 MAX_PSEUDO_LABELS = 2  # Figure 6: "up to 2 dominant emotions"
