@@ -285,9 +285,27 @@ def quiet_transformers_loading() -> Iterator[None]:
         hf_logger.removeFilter(report_filter)
 
 
+@contextlib.contextmanager
+def _unpartitioned_loading() -> Iterator[None]:
+    """Build a temporary source model whole even under ZeRO-3: its weights are only copied into the
+    partitioned target (and transformers' Whisper initialisation fails on partitioned tensors)."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref
+    config = ref() if ref is not None else None
+    if config is None:
+        yield
+        return
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed.set_hf_deepspeed_config(config)
+
+
 def _load_tower_source(cls: Any, location: str, what: str, dtype: torch.dtype) -> tuple[Any, set[str]]:
     try:
-        with quiet_transformers_loading():
+        with quiet_transformers_loading(), _unpartitioned_loading():
             model, info = cls.from_pretrained(location, dtype=dtype, output_loading_info=True)
     except Exception as exc:
         raise ConfigError(

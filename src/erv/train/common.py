@@ -49,12 +49,17 @@ _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 def parse_recipe(dataclass_types: Sequence[type], argv: Sequence[str], prog: str) -> tuple[Any, ...]:
     """`--config recipe.yaml` plus `--field value` overrides, with TRL's parser.
 
-    A field that no dataclass has (in the YAML or on the command line) and an invalid value
-    become a ConfigError (one line, exit 2); argparse's own usage errors exit 2 as well.
+    A field that no dataclass has (in the YAML or on the command line), a misspelt or
+    abbreviated option and an invalid value become a ConfigError (one line, exit 2).
     """
     from trl import TrlParser
 
-    parser = TrlParser(tuple(dataclass_types))
+    class _RecipeParser(TrlParser):
+        def error(self, message: str):  # argparse's usage errors: one line like every user error
+            raise ConfigError(message)
+
+    # no abbreviations: a misspelt `--learning_rat` must not silently set learning_rate
+    parser = _RecipeParser(tuple(dataclass_types), allow_abbrev=False)
     parser.prog = prog
     argv = list(argv)
     if "--config" in argv:
@@ -181,7 +186,7 @@ def training_dtype(model_args: ModelArguments, training_args: Any) -> str:
     """The weight dtype (see `ModelArguments.torch_dtype`)."""
     if model_args.torch_dtype:
         return model_args.torch_dtype
-    if getattr(training_args, "deepspeed", None):
+    if uses_deepspeed(training_args):
         if training_args.bf16:
             return "bfloat16"
         if training_args.fp16:
@@ -271,6 +276,8 @@ def load_for_training(
     checkpoint = check_model_location(model_args)
     if model_args.use_peft and is_zero3(training_args):
         raise ConfigError("use_peft with ZeRO-3 is not supported here; use configs/deepspeed/zero2.json or DDP")
+    if uses_deepspeed(training_args):
+        init_deepspeed_comm(training_args)
     model = load_model(
         checkpoint,
         vision_tower=model_args.vision_tower,
@@ -296,10 +303,27 @@ def load_for_training(
     return model, processor
 
 
+def init_deepspeed_comm(training_args: Any) -> None:
+    """Let DeepSpeed adopt the process group the trainer's arguments created, before ZeRO-3 builds
+    partitioned weights (its `zero.Init` otherwise sees a world of one process and rejects the
+    batch sizes filled in for the real world size)."""
+    import deepspeed
+    import torch.distributed as dist
+
+    _ = training_args.world_size  # creates the process group under torchrun / accelerate launch
+    if dist.is_available() and dist.is_initialized():
+        deepspeed.init_distributed(dist_backend=dist.get_backend())
+
+
+def uses_deepspeed(training_args: Any) -> bool:
+    """DeepSpeed from the recipe's `deepspeed` field or from an `accelerate launch` DeepSpeed config."""
+    return bool(getattr(training_args, "deepspeed", None)) or getattr(training_args, "deepspeed_plugin", None) is not None
+
+
 def is_zero3(training_args: Any) -> bool:
     from transformers.integrations import is_deepspeed_zero3_enabled
 
-    return bool(getattr(training_args, "deepspeed", None)) and is_deepspeed_zero3_enabled()
+    return uses_deepspeed(training_args) and is_deepspeed_zero3_enabled()
 
 
 # ---------------------------------------------------------------- resuming

@@ -277,7 +277,7 @@ class TrainingDataset(HumanOmniDataset):
                     self.truncated += 1
 
     def _where(self, index: int) -> str:
-        return self.data.name(index)
+        return self.data.locations[index]  # the base class appends "(id ...)" to media errors
 
     def llm_length(self, ids: Sequence[int]) -> int:
         """Length of `ids` once the placeholders are expanded into their feature rows."""

@@ -29,6 +29,7 @@ from erv.model.processor import MODEL_INPUT_NAMES
 from erv.train.args import DataArguments, ModelArguments
 from erv.train.common import (
     SKIPPED_MEDIA_FILE,
+    check_model_location,
     load_for_training,
     one_line_errors,
     parse_recipe,
@@ -151,9 +152,8 @@ def train_sft(
     prepare_reporting(training_args)
     main_process = training_args.process_index == 0
     output_dir = Path(training_args.output_dir)
-    from erv.train.common import check_model_location
-
     check_model_location(model_args)
+    resume = resolve_resume(training_args.resume_from_checkpoint, output_dir)
     data, kept, media_report = prepare_records(
         data_args, with_answers=True, output_dir=output_dir, main_process=main_process
     )
@@ -180,7 +180,6 @@ def train_sft(
             dataset.truncated,
             training_args.max_length,
         )
-    resume = resolve_resume(training_args.resume_from_checkpoint, output_dir)
     with trainer_config_errors():
         trainer = HumanOmniSFTTrainer(
             model=model,
