@@ -10,6 +10,7 @@ from erv.errors import ConfigError
 from erv.model import build_model, preset_config
 from erv.train.parts import (
     PAPER_SFT_PARTS,
+    RELEASED_SFT_PARTS,
     TUNABLE_PARTS,
     apply_tune_parts,
     frozen_parts,
@@ -57,7 +58,7 @@ def test_apply_tune_parts_and_frozen_parts(model):
     # parameters the forward pass never reads stay frozen even in a tuned part
     unused = [n for n, p in model.named_parameters() if n.startswith("model.vision_tower.") and not p.requires_grad]
     assert unused and all(re.search(r"post_layernorm|head\.|encoder\.layers\.1\.", n) for n in unused)
-    apply_tune_parts(model, ["llm", "mm_projector"])
+    apply_tune_parts(model, RELEASED_SFT_PARTS)  # what the released run updated: no vision tower
     assert towers_frozen(model) and "vision_tower" in frozen_parts(model)
 
 

@@ -102,7 +102,7 @@ def test_summary_line(trained):
 class _KillAtFirstSave(TrainerCallback):
     """Stands for a crash: SIGKILL right after the first checkpoint is on disk."""
 
-    def on_save(self, args, state, control, **kwargs):
+    def on_save(self, args, state, _control, **kwargs):
         os.kill(os.getpid(), 9)
 
 
@@ -119,6 +119,7 @@ def _run(code_or_module: list[str], env_extra: dict | None = None) -> subprocess
     return subprocess.run([sys.executable, *code_or_module], cwd=REPO, env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_loss_and_weights(release, sft_data, tmp_path):
     common = dict(max_steps=4, save_steps=2, dataloader_num_workers=1, save_total_limit=5)
     # uninterrupted, through the command line, with both logging back-ends (wandb offline)
@@ -153,7 +154,7 @@ def _first_step(release, data, out, **overrides):
     class Grab(TrainerCallback):
         grads: dict = {}
 
-        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        def on_pre_optimizer_step(self, args, state, _control, model=None, **kwargs):
             Grab.grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
     args = parse_sft_args(recipe_argv(release, data, out, max_steps=1, save_strategy="no", **overrides))

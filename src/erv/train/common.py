@@ -317,7 +317,9 @@ def init_deepspeed_comm(training_args: Any) -> None:
 
 def uses_deepspeed(training_args: Any) -> bool:
     """DeepSpeed from the recipe's `deepspeed` field or from an `accelerate launch` DeepSpeed config."""
-    return bool(getattr(training_args, "deepspeed", None)) or getattr(training_args, "deepspeed_plugin", None) is not None
+    return (
+        bool(getattr(training_args, "deepspeed", None)) or getattr(training_args, "deepspeed_plugin", None) is not None
+    )
 
 
 def is_zero3(training_args: Any) -> bool:
