@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
 from erv.cli import main as erv_main
-from tests.train.conftest import TINY_RECIPE, recipe_argv, write_records
+from tests.train.conftest import REPO, TINY_RECIPE, recipe_argv, write_records
 
 
 def _error(capsys, argv) -> str:
@@ -104,3 +107,21 @@ def test_help(capsys, flag):
     with pytest.raises(SystemExit) as exc:
         erv_main(["sft", flag])
     assert exc.value.code == 0 and "--tune_parts" in capsys.readouterr().out
+
+
+def test_clip_failing_in_a_dataloader_worker_is_one_line(release, sft_data, tmp_path):
+    """Without the pre-check the failure happens in a worker process; the message stays one line."""
+
+    def vanish(records):
+        for rec in records:
+            rec["video"] = str(tmp_path / "gone.mp4")
+
+    path = _records(sft_data, tmp_path, vanish)
+    argv = recipe_argv(release, path, tmp_path / "o", on_media_error="error", check_media="false", max_steps=1)
+    argv[argv.index("--dataloader_num_workers") + 1] = "1"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), OMP_NUM_THREADS="1")
+    run = subprocess.run([sys.executable, "-m", "erv.cli", "sft", *argv], env=env, capture_output=True, text=True)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    (line,) = [row for row in run.stderr.splitlines() if row.startswith("erv sft: error: ")]
+    assert line == run.stderr.strip().splitlines()[-1]  # the model's loading progress lines come first
+    assert "(id s" in line and "media file not found" in line and "gone.mp4" in line

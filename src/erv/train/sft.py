@@ -148,7 +148,6 @@ def train_sft(
     callbacks: Sequence[Any] | None = None,
 ) -> SFTResult:
     """Validate data, probe media, load, train, save; see the module doc."""
-    setup_logging(training_args)
     prepare_reporting(training_args)
     main_process = training_args.process_index == 0
     output_dir = Path(training_args.output_dir)
@@ -221,6 +220,7 @@ def parse_sft_args(argv: Sequence[str]) -> tuple[ModelArguments, DataArguments, 
 def main(argv: Sequence[str]) -> int:
     with one_line_errors():
         model_args, data_args, training_args = parse_sft_args(argv)
+        setup_logging(training_args)
         result = train_sft(model_args, data_args, training_args)
     if training_args.process_index == 0:
         print(result.summary(), flush=True)
