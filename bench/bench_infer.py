@@ -7,7 +7,7 @@ baseline, batch size 1, is how the reference scripts run (one prompt per GPU). E
 generates exactly `--max-new-tokens` tokens (min_new_tokens is set to the same value), so both
 sides do the same generation work. The two are timed alternately `--reps` times; medians.
 
-    python bench/bench_infer.py                        # CPU: small model (LLM width 256, 4 layers)
+    python bench/bench_infer.py                        # CPU: small model (LLM width 512, 8 layers)
     python bench/bench_infer.py --device cuda          # GPU: real-size 0.5B layout, bf16 (goal >= 8x)
     python bench/bench_infer.py --smoke                # seconds-long check that the script works
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -41,7 +42,7 @@ from erv.testing.tiny_checkpoint import build_bert_tokenizer, build_llm_tokenize
 
 MODES = {
     # name: clip size, seconds, defaults (clips, baseline clips, batch, new tokens, workers)
-    "cpu": dict(size=(160, 96), seconds=1.0, clips=48, baseline=16, batch=16, tokens=32, workers=1),
+    "cpu": dict(size=(160, 96), seconds=1.0, clips=64, baseline=16, batch=32, tokens=128, workers=1),
     "cuda": dict(size=(640, 360), seconds=3.0, clips=256, baseline=32, batch=32, tokens=128, workers=8),
     "smoke": dict(size=(64, 48), seconds=0.5, clips=4, baseline=2, batch=2, tokens=3, workers=0),
 }
@@ -213,6 +214,9 @@ def run(args: argparse.Namespace) -> dict:
     print(f"{'batch 1':>10} | {loop_rate:>9.2f} | {loop_rate * tokens:>12.1f}")
     print(f"{'batch ' + str(batch):>10} | {batch_rate:>9.2f} | {batch_rate * tokens:>12.1f}")
     print(f"speed-up: {result['speedup']:.2f}x")
+    if hasattr(os, "getloadavg"):
+        result["load_average_end"] = os.getloadavg()[0]
+        print(f"load average (1 min) at the end: {result['load_average_end']:.2f}")
     return result
 
 
@@ -226,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--max-new-tokens", type=int)
     parser.add_argument("--num-workers", type=int)
-    parser.add_argument("--llm-hidden", type=int, default=256, help="CPU mode: decoder width")
-    parser.add_argument("--llm-layers", type=int, default=4, help="CPU mode: decoder layers")
+    parser.add_argument("--llm-hidden", type=int, default=512, help="CPU mode: decoder width")
+    parser.add_argument("--llm-layers", type=int, default=8, help="CPU mode: decoder layers")
     parser.add_argument("--attn", default="sdpa")
     parser.add_argument("--threads", type=int, default=1, help="CPU torch threads (1 on a shared machine)")
     parser.add_argument("--reps", type=int, default=3)

@@ -15,7 +15,7 @@ FAST = ["--max-new-tokens", "6", "--num-workers", "0", "--batch-size", "3", "--n
 
 
 def infer(capsys, *args):
-    rc = erv(["infer", *args, *FAST])
+    rc = erv(["infer", *FAST, *args])
     captured = capsys.readouterr()
     return rc, captured.out.strip().splitlines(), captured.err
 
@@ -33,7 +33,8 @@ def mixed(tmp_path, clip_dir, good_records):
 
 def test_failures_are_recorded_and_counted_and_the_rest_is_predicted(capsys, tmp_path, release, mixed):
     out = tmp_path / "out" / "P.jsonl"
-    rc, lines, err = infer(capsys, "--model", str(release), "--data", str(mixed), "--out", str(out))
+    workers = ["--num-workers", "2"]  # decoding (and its failures) in DataLoader worker processes
+    rc, lines, err = infer(capsys, "--model", str(release), "--data", str(mixed), "--out", str(out), *workers)
     assert rc == 0
     assert lines[-1] == "done 5 / skipped 0 / failed 3"
     records = read_jsonl(out)

@@ -153,7 +153,9 @@ def build_decoding(model: Any, tokenizer: Any, settings: InferenceSettings) -> D
     if settings.sampling:
         overrides.update(temperature=settings.temperature, top_p=settings.top_p)
     # transformers' own merge: explicit arguments > the checkpoint's generation_config.json > global defaults
-    merged, _ = model._prepare_generation_config(None, **overrides)
+    requested = copy.deepcopy(model.generation_config)
+    requested.update(**overrides)
+    merged, _ = model._prepare_generation_config(requested)
     stops = stop_ids(merged, tokenizer)
     pad = merged.pad_token_id
     pad = int(pad[0] if isinstance(pad, (list, tuple)) else pad) if pad is not None else stops[0]  # mm_infer: eos
