@@ -55,6 +55,9 @@ def test_failures_are_recorded_and_counted_and_the_rest_is_predicted(capsys, tmp
     result = evaluate([str(out)], "DFEW", labels=[str(mixed)], n_resamples=0)
     assert result["n"] == 5 and result["failed"] == 3 and set(result["failed_ids"]) == set(errors)
     assert evaluate([str(out)], "DFEW", n_resamples=0, failed_as_wrong=True)["n"] == 8
+    assert erv(["evaluate", "--predictions", str(out), "--dataset", "DFEW", "--bootstrap", "0"]) == 0
+    warning = capsys.readouterr().err
+    assert "3 failed at inference: corrupt, missing, silent (excluded; --failed-as-wrong scores them)" in warning
 
     # the same command again: predictions kept, failures retried (and recorded again)
     before = {r["id"]: r for r in records}
@@ -109,3 +112,25 @@ def test_several_samples_per_clip_keep_one_record_per_id(capsys, tmp_path, relea
     header = json.loads(header_path(out).read_text())
     assert header["settings"]["sampler"]["temperature"] == 2.0 and header["settings"]["num_samples"] == 3
     assert evaluate([str(out)], "DFEW", n_resamples=0)["n"] == 4  # one prediction per id for scoring
+
+
+def test_shards_left_by_a_killed_run_of_any_size_are_folded_in(capsys, tmp_path, release, good_records):
+    """What a killed 4-process run leaves (shards of ranks 0 and 3, one with a torn last line) is
+    collected by a one-process run, which predicts only the rest."""
+    from erv.inference.store import shard_path
+
+    data = write_records(tmp_path / "data.jsonl", good_records[:6])
+    reference = tmp_path / "reference.jsonl"
+    assert infer(capsys, "--model", str(release), "--data", str(data), "--out", str(reference))[0] == 0
+    done = read_jsonl(reference)
+
+    out = tmp_path / "P.jsonl"
+    lines = [json.dumps(r) + "\n" for r in done]
+    shard_path(out, 0).parent.mkdir(parents=True)
+    shard_path(out, 0).write_text(lines[4] + lines[1])
+    shard_path(out, 3).write_text(lines[2] + lines[5][:40])  # killed while writing its second record
+    with pytest.warns(UserWarning, match="rank-00003.jsonl:2: ignoring an incomplete last line"):
+        rc, printed, _ = infer(capsys, "--model", str(release), "--data", str(data), "--out", str(out))
+    assert rc == 0 and printed[-1] == "done 3 / skipped 3 / failed 0"
+    assert read_jsonl(out) == done
+    assert not shard_path(out, 0).parent.exists()
