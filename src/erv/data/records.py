@@ -44,6 +44,11 @@ class Prediction:
     extra: dict[str, Any] = field(default_factory=dict)
     where: str = ""
 
+    @property
+    def failed(self) -> bool:
+        """Inference recorded an error for this sample instead of a response (`error` set, `response` null)."""
+        return self.extra.get("error") is not None
+
     def to_dict(self) -> dict[str, Any]:
         out = {
             "id": self.id,
@@ -92,6 +97,8 @@ def parse_prediction(record: dict[str, Any], where: str, taxonomy: Taxonomy | No
     if gold_raw is None:
         raise RecordError(f"{where}: missing required key 'gold' (sample {pid})")
     response = record.get("response")
+    if response is None and record.get("error") is not None:
+        response = ""  # a sample inference could not predict (erv infer records why); scored apart
     if response is None:
         raise RecordError(f"{where}: missing required key 'response' (sample {pid})")
     if not isinstance(response, str):

@@ -6,7 +6,9 @@ must cover the same samples with the same gold labels. Missing samples fail the 
 `--allow-missing` is given, in which case they are listed and left out (the printed `n`
 says how many were scored). Judgments without a matching prediction are treated the same
 way; predictions without a usable judgment are *unjudged*: excluded from EEA/EPC/FCR and
-counted.
+counted. Predictions that inference recorded as failed (`error` set, no response: a missing
+or unreadable video) are left out of every metric and counted (`failed`, `failed_ids`);
+`--failed-as-wrong` scores them as wrong answers instead.
 
 Several prediction files (one per fold) are scored separately, then summarised by their mean
 and sample standard deviation. `--judgments` then takes one file per prediction file.
@@ -79,6 +81,7 @@ def evaluate_file(
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    failed_as_wrong: bool = False,
 ) -> dict[str, Any]:
     """Score one predictions file; returns the metrics object (docs/evaluation.md) plus bookkeeping."""
     predictions = read_predictions(predictions_path, taxonomy)
@@ -106,10 +109,14 @@ def evaluate_file(
         keep = {k for k in by_key if k in labels}
         predictions = [p for p in predictions if canonical_id(p.id) in keep]
 
+    pred_ids = {p.id for p in predictions}
+    failed = [p.id for p in predictions if p.failed]
+    if not failed_as_wrong:
+        predictions = [p for p in predictions if not p.failed]
+
     explanation: list[str | None] | None = None
     if judgments_path is not None:
         judgments = read_judgments(judgments_path, taxonomy)
-        pred_ids = {p.id for p in predictions}
         problems.judgments_without_prediction = sorted((j for j in judgments if j not in pred_ids), key=_id_order)
         explanation = []
         for pred in predictions:
@@ -132,6 +139,9 @@ def evaluate_file(
     if problems.any():
         result["excluded"] = problems.as_dict()
     result["unknown_ids"] = [p.id for p, label in zip(predictions, preds, strict=True) if label == UNKNOWN]
+    result["failed"] = len(failed)
+    result["failed_ids"] = failed
+    result["failed_scored_as_wrong"] = failed_as_wrong
     return result
 
 
@@ -156,6 +166,7 @@ def evaluate(
     n_resamples: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    failed_as_wrong: bool = False,
 ) -> dict[str, Any]:
     """Score one or several prediction files; several → per-fold results plus mean/std."""
     taxonomy = get_taxonomy(dataset)
@@ -179,6 +190,7 @@ def evaluate(
                 n_resamples=n_resamples,
                 seed=seed,
                 level=level,
+                failed_as_wrong=failed_as_wrong,
             )
         )
     if len(folds) == 1:
@@ -211,6 +223,12 @@ def build_parser(prog: str = "erv evaluate") -> argparse.ArgumentParser:
         action="store_true",
         help="score what matches and list missing/extra samples instead of failing",
     )
+    parser.add_argument(
+        "--failed-as-wrong",
+        action="store_true",
+        help="score predictions that failed at inference (recorded error, no response) as wrong answers "
+        "instead of leaving them out (they are counted either way)",
+    )
     parser.add_argument("--json", dest="json_out", metavar="OUT", help="write the metrics object here")
     parser.add_argument("--plots", metavar="DIR", help="write confusion-matrix PNGs here")
     parser.add_argument("--report", metavar="OUT.md", help="write a markdown report here")
@@ -241,6 +259,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "erv evaluate") -> int:
         n_resamples=args.bootstrap,
         seed=args.seed,
         level=args.level,
+        failed_as_wrong=args.failed_as_wrong,
     )
     folds = result.get("folds", [result])
     for fold in folds:
@@ -248,6 +267,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "erv evaluate") -> int:
             problems = Problems(**fold["excluded"])
             for line in problems.lines(fold["predictions"]):
                 print(f"warning: {line} (excluded)", file=sys.stderr)
+        if fold["failed"]:
+            ids = fold["failed_ids"]
+            shown = ", ".join(ids[:10]) + (" ..." if len(ids) > 10 else "")
+            how = (
+                "scored as wrong answers"
+                if fold["failed_scored_as_wrong"]
+                else "excluded; --failed-as-wrong scores them"
+            )
+            print(f"warning: {fold['predictions']}: {len(ids)} failed at inference: {shown} ({how})", file=sys.stderr)
     print(report.format_text(result))
     if args.json_out:
         write_json(args.json_out, result)

@@ -1,0 +1,77 @@
+"""Records, clips and runs shared by the `erv infer` tests (fixtures in tests/inference/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
+
+REPO = Path(__file__).resolve().parents[2]
+# Instructions of clearly different token lengths, so batches mix prompt lengths.
+INSTRUCTIONS = (TASK_PROMPT, "Which emotion?", "Which emotion does the person show? Answer in <answer> </answer>.")
+LABELS = ("happy", "sad", "angry", "fear", "neutral", "surprise", "disgust")
+
+
+def write_clips(folder: Path, n: int = 8) -> Path:
+    """`n` readable clips of different lengths and sizes, one without audio, one corrupt file."""
+    from erv.testing.synthetic_media import write_clip
+
+    for i in range(n):
+        write_clip(folder / f"clip{i}.mp4", seconds=0.4 + 0.1 * (i % 8), size=(64 + 8 * (i % 3), 48), seed=i)
+    write_clip(folder / "silent.mp4", seconds=0.5, size=(64, 48), audio_rate=None, seed=99)
+    (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    return folder
+
+
+def record(sample_id: str, video: Path | str, i: int) -> dict:
+    return {
+        "id": sample_id,
+        "video": str(video),
+        "dataset": "DFEW",
+        "conversations": [
+            {"from": "human", "value": MODAL_PREFIX + INSTRUCTIONS[i % len(INSTRUCTIONS)]},
+            {"from": "gpt", "value": LABELS[i % len(LABELS)]},
+        ],
+    }
+
+
+def write_records(path: Path, records: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def subprocess_env() -> dict[str, str]:
+    """This checkout's sources first, one thread per process, offline."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHON=sys.executable)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def torchrun(nproc: int, *infer_args: str) -> list[str]:
+    """The command line of `erv infer` under torchrun with `nproc` CPU processes (gloo)."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "erv.cli",
+        "infer",
+        *infer_args,
+    ]
+
+
+def run_command(
+    argv: list[str], env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, env=env or subprocess_env(), capture_output=True, text=True, timeout=timeout, cwd=REPO)
