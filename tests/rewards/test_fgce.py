@@ -275,5 +275,5 @@ def test_rules_file_for_the_command_line_test_server(tmp_path):
         [reply] = client.complete_many(["boom"])
         assert not reply.ok and "HTTP 503" in reply.error
     path.write_text('[["(unclosed", "x"]]')
-    with pytest.raises(SystemExit, match="bad regex"):
+    with pytest.raises(ConfigError, match="bad regex"):
         load_rules(str(path))

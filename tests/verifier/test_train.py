@@ -154,7 +154,7 @@ def test_cli_eval_and_resumable_predict(trained, tmp_path, capsys):
         )
         == 0
     )
-    assert "1 texts scored, 2 already" in capsys.readouterr().out
+    assert "1 texts scored, 0 copied (same text), 2 already in the output" in capsys.readouterr().out
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert len(rows) == 3 and rows[2]["labels"] == ["angry"]
 
