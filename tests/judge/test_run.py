@@ -11,7 +11,7 @@ from erv.data.records import read_judgments
 from erv.errors import ConfigError
 from erv.judge.client import JudgeConfig
 from erv.judge.prompts import explanation_emotion_prompt, parse_emotion_reply
-from erv.judge.run import judge_input_hash, run_judge
+from erv.judge.run import run_judge
 from erv.testing.judge_server import JudgeTestServer, ServerConfig
 from tests.helpers.judge import read_jsonl, write_predictions
 
@@ -135,6 +135,8 @@ def test_resume_retries_failures_and_repairs_duplicates_and_torn_lines(tmp_path,
         "error": "RateLimitError: HTTP 429",
         "dataset": "DFEW",
     }
+    from erv.judge.run import judge_input_hash
+
     good["input_hash"] = judge_input_hash(
         explanation_emotion_prompt(_explanation(records[0]), "DFEW"), records[0]["response"]
     )  # judged from the explanation the predictions still hold

@@ -251,8 +251,6 @@ def run_predict(argv: Sequence[str]) -> int:
     out = check_output_file(args.out, inputs=(args.input,))
     location = resolve_model_location(args.model, "verifier")
     rows = read_rows(args.input, text_key=args.text_key)
-    if args.overwrite and out.exists():
-        out.unlink()
     verifier = _load_verifier(args, location)
     summary = predict_file(
         verifier,
@@ -265,6 +263,7 @@ def run_predict(argv: Sequence[str]) -> int:
         at_least_one=args.at_least_one,
         chunk_size=args.chunk_size,
         on_changed=args.on_changed,
+        overwrite=args.overwrite,
         progress=False if args.no_progress else None,
     )
     print(summary.line())

@@ -117,9 +117,10 @@ def predict_file(
     at_least_one: bool = False,
     chunk_size: int = 4096,
     on_changed: str = "redo",
+    overwrite: bool = False,
     progress: bool | None = None,
 ) -> PredictSummary:
-    """Score `rows` into `out` (resuming it); see the module doc for what is skipped."""
+    """Score `rows` into `out` (resuming it, or starting over with `overwrite`); see the module doc."""
     from erv.verifier.predict import select_label_sets
 
     out = Path(out)
@@ -136,9 +137,13 @@ def predict_file(
     order = {row.id: i for i, row in enumerate(rows)}
     expected = {row.id: content_hash(row.text) for row in rows}
     summary = PredictSummary(total=len(rows))
+    start_over = [overwrite]  # the first load, under the lock, discards what is there
 
     def load() -> list[dict[str, Any]]:
         chosen: dict[str, dict[str, Any]] = {}
+        if start_over[0]:
+            start_over[0] = False
+            return []
         if not out.exists() or out.stat().st_size == 0:
             return []
         for where, record in iter_json_records(out, tolerate_torn_tail=True):
