@@ -53,6 +53,7 @@ BAD_INVOCATIONS = {
         "file.txt is a file",
     ),
     "judge testserver: missing rules file": (["judge", "testserver", "--rules", "nope.json"], "cannot read"),
+    "judge testserver: bad port": (["judge", "testserver", "--port", "99999"], "--port must be 0..65535"),
     "data prepare: missing --prompt-file": ([*PREPARE, "--out", "o.json", "--prompt-file", "nope.txt"], "not found"),
     "data prepare: empty --prompt-file": ([*PREPARE, "--out", "o.json", "--prompt-file", "empty.txt"], "is empty"),
     "data prepare: --out is a folder": ([*PREPARE, "--out", "folder"], "is a folder"),

@@ -621,6 +621,8 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535 (0: any free port), got {args.port}")
     values = {
         f.name: getattr(args, f.name) for f in fields(ServerConfig) if f.name not in ("responder", "labels", "rules")
     }
