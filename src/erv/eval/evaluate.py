@@ -236,8 +236,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "erv evaluate") -> int:
     args = build_parser(prog).parse_args(argv)
     if not 0 < args.level < 1:
         raise ConfigError(f"--level must be in (0, 1), got {args.level}")
-    if args.bootstrap < 0:
-        raise ConfigError(f"--bootstrap must be 0 (no intervals) or a number of resamples, got {args.bootstrap}")
     inputs = [*args.predictions, *(args.judgments or []), *(args.labels or [])]
     for flag, path in (("--json", args.json_out), ("--report", args.report)):
         if path:
