@@ -27,6 +27,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert ev["coherent"]["epc"] > ev["answer-only"]["epc"] + 0.3
     assert ev["coherent"]["war"] == ev["answer-only"]["war"] and ev["coherent"]["uar"] == ev["answer-only"]["uar"]
     assert rewards["coherent"]["accuracy"] == rewards["answer-only"]["accuracy"]
+    assert not list(out.rglob(".*.lock"))  # the judge runs' locks are removed when they end
     for name in ("tiny-model", "answer-only", "coherent"):
         assert (out / f"judgments_{name}.jsonl").exists()
         assert (out / "plots" / f"confusion_predictions_{name}.png").exists()

@@ -2,17 +2,26 @@
 
 Each subcommand lives in the module that implements its stage and exposes
 `main(argv: list[str]) -> int`; this file only routes, so importing `erv` stays fast and a
-stage's dependencies load only when it runs. User errors (:class:`erv.errors.ErvError`) print
-one line and exit 2; anything else is a bug and keeps its traceback.
+stage's dependencies load only when it runs. User errors (:class:`erv.errors.ErvError`) and
+errors of the environment (a full disk, a permission: `OSError`) print one line and exit 2;
+anything else is a bug and keeps its traceback. Warnings meant for the user
+(:class:`erv.errors.ErvWarning`) print as one plain line. A closed stdout (`erv evaluate ... |
+head -1`) ends the command quietly with status 141, as a Unix tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
-from erv.errors import ErvError
+from erv.errors import ErvError, ErvWarning
+
+SIGPIPE_STATUS = 128 + getattr(signal, "SIGPIPE", 13)
 
 # name -> (module with main(argv), one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -73,15 +82,61 @@ def run_command(name: str, rest: Sequence[str], prog: str | None = None) -> int:
             return 2
         raise
     try:
-        if prog is not None:
-            return int(module.main(list(rest), prog=prog) or 0)
-        return int(module.main(list(rest)) or 0)
+        with _plain_warnings(label):
+            if prog is not None:
+                status = int(module.main(list(rest), prog=prog) or 0)
+            else:
+                status = int(module.main(list(rest)) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        _discard_stdout()
+        return SIGPIPE_STATUS
     except ErvError as exc:
-        print(f"{label}: error: {exc}", file=sys.stderr)
+        print(f"{label}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the environment, not the code: a full disk, a permission, a vanished file
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"{label}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{label}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split("\n"))
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests)
+        pass
+
+
+@contextlib.contextmanager
+def _plain_warnings(label: str) -> Iterator[None]:
+    """Format :class:`ErvWarning` as `label: warning: message`, without Python's source line.
+
+    Only the formatting changes, so warnings stay filterable and recordable (`-W error`,
+    `warnings.catch_warnings(record=True)`).
+    """
+    previous = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):  # noqa: ANN001 - stdlib signature
+        if isinstance(category, type) and issubclass(category, ErvWarning):
+            return f"{label}: warning: {_one_line(str(message))}\n"
+        return previous(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
 
 
 if __name__ == "__main__":

@@ -469,6 +469,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    from erv.io.outputs import check_output_dir
+
+    check_output_dir(args.out, "--out")  # before a minute of work
     logging.getLogger("erv").setLevel(logging.WARNING)
     start = time.perf_counter()
     info = run_demo(Path(args.out), seed=args.seed)

@@ -33,3 +33,11 @@ class ConfigError(ErvError, ValueError):
 
 class ModelInputError(ErvError, ValueError):
     """Model inputs that do not fit together (placeholders without features, wrong shapes...)."""
+
+
+class ErvWarning(UserWarning):
+    """Something a user should know that does not stop the run (a torn last line dropped ...).
+
+    The CLI prints these as one plain line (`erv <command>: warning: ...`), without Python's
+    source-line echo.
+    """

@@ -120,3 +120,56 @@ def test_fold_files(tmp_path):
         fold_label_file("DFEW", tmp_path, 6, "test")
     with pytest.raises(LabelFileError, match="no fold files"):
         fold_label_file("EMER", tmp_path, 1, "test")
+
+
+def test_dfew_csv_without_header_keeps_its_first_sample(tmp_path):
+    path = tmp_path / "custom.csv"
+    path.write_text("clip_a,1\nclip_b,2\n")  # no header, non-numeric ids
+    assert read_dfew_csv(path) == {"clip_a": "happy", "clip_b": "sad"}
+    path.write_text("00001,1\n00002,2\n")
+    assert read_dfew_csv(path) == {"1": "happy", "2": "sad"}
+
+
+@pytest.mark.parametrize(
+    "first_row,message",
+    [("00001,9", r":1: label id 9 is outside 1..7"), ("00001,angre", r":1: 'angre' is not a DFEW label")],
+)
+def test_dfew_csv_bad_first_data_row_is_an_error_not_a_header(tmp_path, first_row, message):
+    path = tmp_path / "l.csv"
+    path.write_text(first_row + "\n00002,2\n")
+    with pytest.raises(LabelFileError, match=message):
+        read_dfew_csv(path)
+
+
+def test_dfew_csv_rows_must_be_id_and_label(tmp_path):
+    path = tmp_path / "l.csv"
+    path.write_text("video_name,label\n1,1,5\n")
+    with pytest.raises(LabelFileError, match=r":2: expected 'video_id,label_id', got '1,1,5'"):
+        read_dfew_csv(path)
+    path.write_text("video_name,label\n1,1,\n")  # a trailing comma is not a third column
+    assert read_dfew_csv(path) == {"1": "happy"}
+
+
+@pytest.mark.parametrize(
+    "label,message",
+    [
+        (12, "row 3: label id 12 is outside 1..11"),
+        ("angre", "row 3: 'angre' is not a MAFW label"),
+        ("1,3", "row 3: compound label '1,3'"),
+        (None, "row 3: missing clip name or label"),
+    ],
+)
+def test_mafw_xlsx_bad_first_data_row_is_an_error_not_a_header(tmp_path, label, message):
+    path = tmp_path / "single-set.xlsx"
+    header = ["clip"] + [f"c{i}" for i in range(1, 12)] + ["label"]
+    rows = [["MAFW single-label set"], header, ["00001.mp4"] + [None] * 11 + [label]]
+    _xlsx(path, rows + [["00002.mp4"] + [None] * 11 + [4]])
+    with pytest.raises(LabelFileError, match=message):
+        read_mafw_xlsx(path)
+
+
+def test_label_messages_use_the_right_article(tmp_path):
+    path = tmp_path / "l.txt"
+    path.write_text("s1 neutral\n")
+    with pytest.raises(LabelFileError, match="'neutral' is not an EMER label"):
+        read_name_label_txt(path, "EMER")

@@ -150,3 +150,61 @@ def test_mafw_split_file_and_custom_prompt(tmp_path):
         {"from": "gpt", "value": "helplessness"},
     ]
     assert rec["dataset"] == "MAFW" and rec["id"] == "10"
+
+
+def test_labels_and_label_dir_are_alternatives(dfew, capsys):
+    """With both, --label-dir (and with it the leak check) used to be ignored silently."""
+    test = dfew / "label" / "single_testset_5.csv"
+    test.write_text(test.read_text() + "1,2\n")  # clip 1 is also a training clip of fold 5
+    with pytest.raises(SystemExit) as exc:
+        erv_main(
+            ["data", "prepare", "--dataset", "DFEW", "--video-dir", str(dfew / "clip"), "--out", str(dfew / "o.json")]
+            + ["--labels", str(test), "--label-dir", str(dfew / "label"), "--fold", "5", "--split", "test"]
+        )
+    assert exc.value.code == 2 and "not allowed with argument --labels" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="--labels and --label-dir are alternatives"):
+        prepare(
+            dataset="DFEW",
+            video_dir=str(dfew / "clip"),
+            out=str(dfew / "o.json"),
+            fmt="grpo",
+            labels=str(test),
+            label_dir=str(dfew / "label"),
+            fold=5,
+        )
+    assert not (dfew / "o.json").exists()
+
+
+def test_videos_under_symlinked_folders_are_found_once(dfew):
+    shared = dfew / "shared_storage"
+    shared.mkdir()
+    (dfew / "clip" / "part_1" / "00003.mp4").rename(shared / "00003.mp4")
+    (dfew / "clip" / "linked").symlink_to(shared, target_is_directory=True)
+    (dfew / "clip" / "again").symlink_to(shared, target_is_directory=True)  # one folder reached twice
+    (shared / "loop").symlink_to(dfew / "clip", target_is_directory=True)  # and a link loop
+    (dfew / "clip" / "00099.mp4").symlink_to(dfew / "nowhere.mp4")  # a broken link is no video
+    out = dfew / "o.jsonl"
+    report = prepare(
+        dataset="DFEW",
+        video_dir=str(dfew / "clip"),
+        out=str(out),
+        fmt="infer",
+        label_dir=str(dfew / "label"),
+        fold=5,
+        split="train",
+    )
+    records = {json.loads(line)["id"]: json.loads(line)["video"] for line in out.read_text().splitlines()}
+    assert report.missing == [] and report.ambiguous == {}
+    assert records["3"].endswith("00003.mp4") and len(records) == report.written == 7
+
+
+def test_output_is_checked_before_the_labels_are_read(dfew, tmp_path):
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ConfigError, match=r"--out .*taken/o.json: .*taken is a file"):
+        prepare(
+            dataset="DFEW",
+            video_dir=str(dfew / "clip"),
+            out=str(tmp_path / "taken" / "o.json"),
+            fmt="grpo",
+            labels=str(tmp_path / "missing-labels.csv"),  # would fail later: the output is checked first
+        )

@@ -135,3 +135,25 @@ def test_sft_and_grpo_record_validation():
         validate_grpo_record({"video": "v", "conversations": [human, {"from": "gpt", "value": "calm"}]}, "f:4", "DFEW")
     with pytest.raises(RecordError, match="f:5: 'conversations' must be a list"):
         validate_grpo_record({"video": "v"}, "f:5")
+
+
+def test_ids_naming_one_sample_are_duplicates_even_without_labels(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        json.dumps({"id": "00025", "gold": "sad", "response": "x"})
+        + "\n"
+        + json.dumps({"id": "25", "gold": "sad", "response": "y"})
+        + "\n"
+    )
+    with pytest.raises(RecordError, match=r"p.jsonl:2: id '25' is the same sample as '00025'"):
+        read_predictions(path, "DFEW")
+
+
+def test_judgments_of_another_dataset_are_refused(tmp_path):
+    path = tmp_path / "j.jsonl"
+    record = {"id": "1", "judge": "m", "explanation_emotion": "happiness", "raw": "happiness", "error": None}
+    path.write_text(json.dumps({**record, "dataset": "MAFW"}) + "\n")
+    with pytest.raises(RecordError, match=r"j.jsonl:1: judgment of sample 1 is from dataset 'MAFW', but --dataset"):
+        read_judgments(path, "DFEW")  # "happiness" would normalise to DFEW's "happy"
+    path.write_text(json.dumps({**record, "id": "0001", "dataset": "DFEW"}) + "\n")
+    assert list(read_judgments(path, "DFEW")) == ["1"]  # keyed by the canonical id, as labels are

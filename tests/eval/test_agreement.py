@@ -142,3 +142,23 @@ def test_judgments_of_other_samples_are_an_error(files, capsys):
         == 2
     )
     assert "at least two" in capsys.readouterr().err
+
+
+def test_judgments_of_another_dataset_are_refused(files):
+    rows = [json.loads(line) for line in (files / "B.jsonl").read_text().splitlines()]
+    _write(files / "M.jsonl", [dict(r, dataset="MAFW") for r in rows])
+    with pytest.raises(RecordError, match="is from dataset 'MAFW', but --dataset is DFEW"):
+        agreement_report([files / "A.jsonl", files / "M.jsonl"], files / "P.jsonl", "DFEW")
+
+
+def test_ids_match_by_the_one_rule(tmp_path):
+    _write(
+        tmp_path / "P.jsonl", [{"id": f"000{i}", "gold": "sad", "response": "<answer>sad</answer>"} for i in (1, 2)]
+    )
+    for name, label in (("A", "sad"), ("B", "angry")):
+        rows = [
+            {"id": str(i), "judge": name, "explanation_emotion": label, "raw": label, "error": None} for i in (1, 2)
+        ]
+        _write(tmp_path / f"{name}.jsonl", rows)
+    report = agreement_report([tmp_path / "A.jsonl", tmp_path / "B.jsonl"], tmp_path / "P.jsonl", "DFEW")
+    assert [j["judged"] for j in report["judges"]] == [2, 2] and report["pairs"][0]["agreement"] == 0.0

@@ -250,3 +250,87 @@ def test_ids_naming_one_clip_twice_are_an_error_against_labels(files, capsys):
         capsys,
     )
     assert code == 2 and "id '1' is the same sample as '00001'" in err
+
+
+def _two_folds(files, name="predictions.jsonl"):
+    (files / "fold1").mkdir()
+    (files / "fold2").mkdir()
+    write_jsonl(files / "fold1" / name, [pred(1, "happy", "happy"), pred(2, "sad", "happy")])
+    write_jsonl(files / "fold2" / name, [pred(3, "happy", "happy"), pred(4, "sad", "sad")])
+    return [files / "fold1" / name, files / "fold2" / name]
+
+
+def test_folds_with_the_same_file_name_get_distinct_plots_and_rows(files, capsys):
+    folds = _two_folds(files)
+    args = ["--predictions", *folds, "--dataset", "DFEW", "--plots", files / "plots", "--report", files / "r.md"]
+    code, _, _ = run([*args, "--bootstrap", "0"], capsys)
+    assert code == 0
+    assert sorted(p.name for p in (files / "plots").iterdir()) == [
+        "confusion_fold1_predictions.png",
+        "confusion_fold2_predictions.png",
+    ]
+    report = (files / "r.md").read_text()
+    assert "| fold1/predictions.jsonl | 2 |" in report and "| fold2/predictions.jsonl | 2 |" in report
+
+
+def test_outputs_are_checked_before_anything_is_computed_or_printed(files, capsys):
+    (files / "taken").write_text("x")
+    for flag, target in (("--json", files / "taken" / "m.json"), ("--plots", files / "taken")):
+        code, out, err = run(["--predictions", files / "p.jsonl", "--dataset", "DFEW", flag, target], capsys)
+        assert code == 2 and out == "" and "taken" in err and "Traceback" not in err
+
+
+def test_judgment_ids_match_prediction_ids_by_the_one_rule(files, capsys):
+    write_jsonl(files / "z.jsonl", [pred("0001", "happy", "happy"), pred("0002", "sad", "sad")])
+    write_jsonl(files / "jz.jsonl", [judgment(1, "happy"), judgment(2, "angry")])
+    code, out, err = run(
+        ["--predictions", files / "z.jsonl", "--dataset", "DFEW", "--judgments", files / "jz.jsonl", "--json"]
+        + [files / "m.json", "--bootstrap", "0"],
+        capsys,
+    )
+    assert code == 0, err
+    m = json.loads((files / "m.json").read_text())
+    assert (m["judged"], m["eea"]) == (2, 0.5)
+
+
+def test_ids_naming_one_clip_twice_are_an_error_without_labels_too(files, capsys):
+    write_jsonl(files / "z.jsonl", [pred("00025", "happy", "happy"), pred(25, "happy", "sad")])
+    code, _, err = run(["--predictions", files / "z.jsonl", "--dataset", "DFEW"], capsys)
+    assert code == 2 and "id '25' is the same sample as '00025'" in err
+
+
+def test_judgments_of_another_dataset_are_refused(files, capsys):
+    write_jsonl(files / "jm.jsonl", [dict(judgment(1, "happiness"), dataset="MAFW")])
+    code, _, err = run(
+        ["--predictions", files / "p.jsonl", "--dataset", "DFEW", "--judgments", files / "jm.jsonl"], capsys
+    )
+    assert code == 2 and "is from dataset 'MAFW', but --dataset is DFEW" in err
+
+
+def test_fold_means_say_how_many_folds_they_cover(files, capsys):
+    folds = _two_folds(files)
+    write_jsonl(files / "j1.jsonl", [judgment(1, "happy"), judgment(2, "sad")])
+    write_jsonl(files / "j2.jsonl", [judgment(3, None, "HTTP 500"), judgment(4, None, "HTTP 500")])
+    code, out, _ = run(
+        ["--predictions", *folds, "--dataset", "DFEW", "--judgments", files / "j1.jsonl", files / "j2.jsonl"]
+        + ["--bootstrap", "0", "--json", files / "m.json", "--report", files / "r.md"],
+        capsys,
+    )
+    assert code == 0
+    eea = next(line for line in out.splitlines() if line.strip().startswith("EEA") and "±" in line)
+    assert "(over 1 of 2 folds" in eea
+    war = next(line for line in out.splitlines() if line.strip().startswith("WAR") and "±" in line)
+    assert "folds" not in war  # WAR has a value in both folds
+    assert json.loads((files / "m.json").read_text())["folds_in_mean"]["eea"] == 1
+    assert "(1 of 2 folds)" in (files / "r.md").read_text()
+
+
+def test_markdown_report_escapes_pipes_and_says_when_there_is_no_bootstrap(files, capsys):
+    args = ["--predictions", files / "p.jsonl", "--dataset", "DFEW", "--judgments", files / "j.jsonl"]
+    assert run([*args, "--report", files / "r.md", "--bootstrap", "0"], capsys)[0] == 0
+    report = (files / "r.md").read_text()
+    header = next(line for line in report.splitlines() if line.startswith("| predictions"))
+    assert "FCR\\|correct" in header and header.count(" | ") == 8  # 9 cells: the pipe no longer splits one
+    assert "no bootstrap intervals" in report and "brackets" not in report
+    assert run([*args, "--report", files / "r2.md", "--bootstrap", "50"], capsys)[0] == 0
+    assert "brackets: 95% bootstrap interval" in (files / "r2.md").read_text()

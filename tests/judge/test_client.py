@@ -192,3 +192,30 @@ def test_missing_key_is_a_clear_config_error(monkeypatch):
 def test_config_validation(bad):
     with pytest.raises(ConfigError):
         JudgeConfig(**bad)
+
+
+@pytest.mark.parametrize("url", ["not a url", "localhost:8000/v1", "ftp://host/v1", "http://host:port/v1"])
+def test_invalid_base_url_is_refused_when_configured(url):
+    with pytest.raises(ConfigError, match="--base-url"):
+        JudgeConfig(base_url=url)
+
+
+def test_an_html_page_is_reported_as_not_json(key):
+    """A proxy's login page (HTTP 200, text/html) is no "reply without choices"."""
+    with JudgeTestServer(ServerConfig(rate_html=1.0)) as server:
+        with JudgeClient(_config(server, max_retries=0)) as client:
+            [reply] = client.complete_many(_prompts(1))
+    assert not reply.ok and "reply is not JSON (text/html" in reply.error and "<!DOCTYPE html>" in reply.error
+
+
+def test_errors_no_retry_can_fix_are_fatal_and_stop_sending(key):
+    with JudgeTestServer(ServerConfig(api_key="sk-another-key")) as server:
+        with JudgeClient(_config(server, concurrency=4)) as client:
+            replies = client.complete_many(_prompts(10))
+        assert server.request_count == 1  # the first request goes alone; its 401 stops the rest
+    assert all(r.fatal and "HTTP 401" in r.error for r in replies)
+    with JudgeTestServer(ServerConfig(rate_500=1.0, retry_after_ms=1)) as server:
+        with JudgeClient(_config(server, max_retries=0)) as client:
+            replies = client.complete_many(_prompts(3))
+        assert server.request_count == 3  # a server error may pass: not fatal
+    assert not any(r.fatal for r in replies)

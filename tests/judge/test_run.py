@@ -135,6 +135,11 @@ def test_resume_retries_failures_and_repairs_duplicates_and_torn_lines(tmp_path,
         "error": "RateLimitError: HTTP 429",
         "dataset": "DFEW",
     }
+    from erv.judge.run import judge_input_hash
+
+    good["input_hash"] = judge_input_hash(
+        explanation_emotion_prompt(_explanation(records[0]), "DFEW"), records[0]["response"]
+    )  # judged from the explanation the predictions still hold
     lines = [
         dict(good, id=records[0]["id"]),
         dict(bad, id=records[1]["id"]),
@@ -325,3 +330,128 @@ def test_run_judge_works_from_inside_a_running_event_loop(tmp_path, server):
     summary = asyncio.run(from_a_loop())
     assert summary.judged == 6 and summary.failed == 0
     assert len(read_jsonl(tmp_path / "J.jsonl")) == 6
+
+
+def _rewrite_explanation(pred, index, text):
+    records = read_jsonl(pred)
+    records[index]["response"] = f"<think>{text}</think>\n<answer>sad</answer>"
+    pred.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
+def test_a_changed_explanation_is_judged_again_or_refused(tmp_path, server, capsys):
+    """Resuming by id alone kept the judgment of the old explanation, and evaluate scored it."""
+    pred = tmp_path / "P.jsonl"
+    write_predictions(pred, 4)
+    out = tmp_path / "J.jsonl"
+    assert erv_main(_args(pred, out, server, "--no-cache")) == 0
+    records = _rewrite_explanation(pred, 1, "She weeps and her voice breaks; everything says sadness.")
+    before = out.read_text()
+    capsys.readouterr()
+    assert erv_main(_args(pred, out, server, "--no-cache", "--on-changed", "refuse")) == 2
+    err = capsys.readouterr().err
+    assert f"sample '{records[1]['id']}' was computed from another explanation" in err and "--on-changed redo" in err
+    assert out.read_text() == before
+    server.reset_stats()
+    assert erv_main(_args(pred, out, server, "--no-cache")) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == "judged 1 / cached 0 / failed 0 / skipped 3" and "1 judged again" in printed[-2]
+    assert server.request_count == 1
+    judged = read_jsonl(out)
+    expected = explanation_emotion_prompt("She weeps and her voice breaks; everything says sadness.", "DFEW")
+    assert [j["id"] for j in judged] == [r["id"] for r in records]
+    assert judged[1]["raw"] == server.expected_reply(expected)
+
+
+def test_evaluate_and_agreement_refuse_a_judgment_of_another_explanation(tmp_path, server, capsys):
+    pred = tmp_path / "P.jsonl"
+    write_predictions(pred, 3)
+    out = tmp_path / "J.jsonl"
+    assert erv_main(_args(pred, out, server, "--no-cache")) == 0
+    evaluate = ["evaluate", "--predictions", str(pred), "--dataset", "DFEW", "--judgments", str(out)]
+    assert erv_main([*evaluate, "--bootstrap", "0"]) == 0
+    _rewrite_explanation(pred, 2, "A different explanation written after judging.")
+    capsys.readouterr()
+    assert erv_main([*evaluate, "--bootstrap", "0"]) == 2
+    assert "was made for another explanation" in capsys.readouterr().err
+    assert erv_main(["judge", "agreement", str(out), str(out), "--predictions", str(pred), "--dataset", "DFEW"]) == 2
+    assert "was made for another explanation" in capsys.readouterr().err
+
+
+def test_legacy_records_without_input_hash_are_judged_again(tmp_path, server, capsys):
+    pred = tmp_path / "P.jsonl"
+    records = write_predictions(pred, 2)
+    out = tmp_path / "J.jsonl"
+    legacy = {"judge": "test-judge", "explanation_emotion": "sad", "raw": "sad", "error": None, "dataset": "DFEW"}
+    out.write_text("".join(json.dumps(dict(legacy, id=r["id"])) + "\n" for r in records))
+    assert erv_main(_args(pred, out, server, "--no-cache")) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "judged 2 / cached 0 / failed 0 / skipped 0"
+    assert all(j["input_hash"] for j in read_jsonl(out))
+
+
+def test_predictions_of_another_dataset_are_refused(tmp_path, server, capsys):
+    pred = tmp_path / "P.jsonl"
+    write_predictions(pred, 2, dataset="DFEW", labels=("sad", "fear"))  # labels valid in both lists
+    out = tmp_path / "J.jsonl"
+    args = _args(pred, out, server)
+    args[args.index("--dataset") + 1] = "MAFW"
+    assert erv_main(args) == 2
+    assert "sample clip0000 is from dataset 'DFEW', but --dataset is MAFW" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_out_equal_to_predictions_is_refused_without_advising_to_delete_it(tmp_path, server, capsys):
+    pred = tmp_path / "P.jsonl"
+    write_predictions(pred, 2)
+    assert erv_main(_args(pred, pred, server)) == 2
+    err = capsys.readouterr().err
+    assert "is also an input of this command" in err and "delete" not in err
+
+
+def test_a_rejected_key_stops_after_one_request(tmp_path, capsys):
+    pred = tmp_path / "P.jsonl"
+    write_predictions(pred, 18)
+    out = tmp_path / "J.jsonl"
+    with JudgeTestServer(ServerConfig(api_key="sk-the-right-one")) as srv:
+        assert erv_main(_args(pred, out, srv, "--concurrency", "8")) == 2
+        assert srv.request_count == 1  # not 18 x 401
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "AuthenticationError: HTTP 401" in err and "nothing more was sent" in err
+    assert read_jsonl(out) == []  # no sample is recorded as failed: the endpoint is, and it is said once
+    assert not (tmp_path / ".J.jsonl.lock").exists()
+
+
+def test_an_unknown_model_stops_after_one_request(tmp_path, capsys):
+    pred = tmp_path / "P.jsonl"
+    write_predictions(pred, 6)
+    with JudgeTestServer(ServerConfig(model="the-served-model")) as srv:
+        assert erv_main(_args(pred, tmp_path / "J.jsonl", srv, "--no-cache")) == 2
+        assert srv.request_count == 1
+    assert "NotFoundError: HTTP 404" in capsys.readouterr().err
+
+
+def test_summary_counts_the_whole_file_consistently(tmp_path, server, capsys):
+    pred = tmp_path / "P.jsonl"
+    write_predictions(pred, 10, no_think_every=5)
+    out = tmp_path / "J.jsonl"
+    assert erv_main(_args(pred, out, server, "--limit", "6", "--no-cache")) == 0
+    capsys.readouterr()
+    assert erv_main(_args(pred, out, server, "--no-cache")) == 0
+    first, last = capsys.readouterr().out.strip().splitlines()[-2:]
+    final = read_jsonl(out)
+    nulls = sum(1 for j in final if j["error"] is None and j["explanation_emotion"] is None)
+    assert first.startswith(f"{out}: 10 samples in the file: judged {8 - nulls}, out-of-taxonomy replies {nulls}")
+    assert "without explanation 2, API failures 0; this run: 3 requests sent" in first
+    assert last == "judged 3 / cached 0 / failed 2 / skipped 5"
+
+
+def test_no_key_creates_nothing_and_a_run_leaves_no_lock(tmp_path, server, monkeypatch, capsys):
+    pred = tmp_path / "P.jsonl"
+    write_predictions(pred, 2)
+    monkeypatch.delenv(KEY_ENV)
+    assert erv_main(_args(pred, tmp_path / "new" / "J.jsonl", server)) == 2
+    assert "is not set" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["P.jsonl"]
+    monkeypatch.setenv(KEY_ENV, "k")
+    assert erv_main(_args(pred, tmp_path / "new" / "J.jsonl", server)) == 0
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["J.jsonl", "J.jsonl.cache.sqlite"]

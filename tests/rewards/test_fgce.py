@@ -275,5 +275,13 @@ def test_rules_file_for_the_command_line_test_server(tmp_path):
         [reply] = client.complete_many(["boom"])
         assert not reply.ok and "HTTP 503" in reply.error
     path.write_text('[["(unclosed", "x"]]')
-    with pytest.raises(SystemExit, match="bad regex"):
+    with pytest.raises(ConfigError, match="bad regex"):
         load_rules(str(path))
+
+
+def test_a_rejected_key_stops_training_instead_of_giving_none_rewards():
+    with JudgeTestServer(ServerConfig(api_key="sk-not-this-one", rules=RULES)) as srv:
+        reward = FGCEReward(config(srv), taxonomy="DFEW")
+        with pytest.raises(ConfigError, match="FG-CE judge: the endpoint refuses the requests: .*HTTP 401"):
+            reward.compute([completion(S1, S2, S3)] * 4, solution=["angry"] * 4)
+        assert srv.request_count == 1

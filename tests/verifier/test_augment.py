@@ -421,3 +421,23 @@ def test_complement_refuses_what_cannot_work(tmp_path, train, capsys):
     assert "temperature must be above 0" in capsys.readouterr().err
     assert erv_main(["verifier", "augment", "grow"]) == 2
     assert "pseudo-label, complement" in capsys.readouterr().err
+
+
+def test_pseudo_label_relabels_a_changed_explanation_or_refuses(tmp_path, capsys):
+    pred = tmp_path / "P.jsonl"
+    records = write_predictions(pred, 5)
+    out = tmp_path / "pseudo.jsonl"
+    with JudgeTestServer(ServerConfig(seed=3)) as server:
+        assert erv_main(pseudo_args(pred, out, server, "--no-cache")) == 0
+        records[2]["response"] = "<think>Tears run down her face and she sobs.</think><answer>sad</answer>"
+        pred.write_text("".join(json.dumps(r) + "\n" for r in records))
+        before = out.read_text()
+        capsys.readouterr()
+        assert erv_main(pseudo_args(pred, out, server, "--no-cache", "--on-changed", "refuse")) == 2
+        assert "was computed from another explanation" in capsys.readouterr().err and out.read_text() == before
+        server.reset_stats()
+        assert erv_main(pseudo_args(pred, out, server, "--no-cache")) == 0
+        assert server.request_count == 1
+    printed = capsys.readouterr().out
+    assert "1 labelled again (explanation changed)" in printed
+    assert read_jsonl(out)[2]["text"] == "Tears run down her face and she sobs."

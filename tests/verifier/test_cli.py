@@ -76,3 +76,39 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     bad.write_text("learning_rate: 1.0e-5\nnot_a_field: 3\n")
     assert erv_main(["verifier", "train", "--config", str(bad)]) == 2
     assert "not_a_field" in capsys.readouterr().err
+
+
+def test_data_with_no_usable_example_is_an_error_not_an_empty_file(tmp_path, capsys):
+    judged = tmp_path / "pseudo.jsonl"
+    judged.write_text(
+        json.dumps({"id": "1", "text": "x", "labels": None, "raw": None, "error": "HTTP 500", "judge": "m"}) + "\n"
+    )
+    out = tmp_path / "train.jsonl"
+    assert erv_main(["verifier", "data", "--inputs", str(judged), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no example in" in err and "skipped 1 (judge error)" in err and "nothing written" in err
+    assert not out.exists()
+
+
+def test_train_checks_the_backbone_before_reading_the_data(tmp_path, capsys):
+    argv = ["verifier", "train", "--model_name_or_path", str(tmp_path / "missing-backbone")]
+    assert erv_main([*argv, "--train_files", str(tmp_path / "missing-data.jsonl")]) == 2
+    assert "missing-backbone does not exist" in capsys.readouterr().err  # not the data file's error
+
+
+def test_verifier_commands_choose_torch_threads(tmp_path, monkeypatch):
+    """Default threads on a busy 2-core machine made a tiny training run 100x slower."""
+    import torch
+
+    seen = []
+    monkeypatch.setattr("erv.verifier.train.main", lambda argv: seen.append(torch.get_num_threads()) or 0)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr("erv.io.threads._usable_cores", lambda: 2)
+    monkeypatch.setattr("erv.io.threads._runnable_others", lambda: 1)  # someone else keeps one core busy
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # torch's default on 2 cores
+    try:
+        assert erv_main(["verifier", "train", "--config", "unused.yaml"]) == 0
+        assert seen == [1] and torch.get_num_threads() == 2  # restored after the command
+    finally:
+        torch.set_num_threads(previous)

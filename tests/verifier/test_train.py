@@ -154,7 +154,7 @@ def test_cli_eval_and_resumable_predict(trained, tmp_path, capsys):
         )
         == 0
     )
-    assert "1 texts scored, 2 already" in capsys.readouterr().out
+    assert "1 texts scored, 0 copied (same text), 2 already in the output" in capsys.readouterr().out
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert len(rows) == 3 and rows[2]["labels"] == ["angry"]
 
@@ -209,3 +209,22 @@ def test_goemotions_head_trains_dataset_labels_on_their_goemotions_columns(tmp_p
     assert loaded.layout.kind == "goemotions" and loaded.default_taxonomy is DFEW
     assert loaded.columns()["happy"] == 17
     assert len(load_examples(tmp_path / "out" / "eval_examples.jsonl", "DFEW")) == result.eval_examples
+
+
+def test_resuming_a_run_on_other_data_is_refused(tmp_path, capsys):
+    tok = word_tokenizer(corpus_words())
+    tiny_roberta(tok, DFEW.labels, hidden=16, layers=1, heads=2, seed=3).save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    write_examples(tmp_path / "a.jsonl", [TextExample(t, lab) for t, lab in synthetic_corpus(40, seed=5)])
+    write_examples(tmp_path / "b.jsonl", [TextExample(t, lab) for t, lab in synthetic_corpus(40, seed=6)])
+    argv = ["verifier", "train", "--model_name_or_path", str(tmp_path / "base"), "--head", "taxonomy"]
+    argv += ["--taxonomy", "DFEW", "--eval_fraction", "0", "--output_dir", str(tmp_path / "run"), "--use_cpu", "true"]
+    argv += ["--num_train_epochs", "1", "--save_strategy", "epoch", "--eval_strategy", "no", "--report_to", "none"]
+    argv += ["--disable_tqdm", "true", "--max_length", "32"]
+    assert erv_main([*argv, "--train_files", str(tmp_path / "a.jsonl")]) == 0
+    assert (tmp_path / "run" / "erv_run.json").is_file()
+    capsys.readouterr()
+    resume = ["--resume_from_checkpoint", "true"]
+    assert erv_main([*argv, *resume, "--train_files", str(tmp_path / "b.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with another train_data_hash" in err and "would mix two runs" in err

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from erv.errors import ConfigError
+from erv.errors import ConfigError, ErvWarning
 
 STRICT_FORMAT = re.compile(r"<think>.*?</think>\s*<answer>.*?</answer>", re.DOTALL)
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL | re.IGNORECASE)
@@ -160,6 +160,7 @@ def _punkt_tokenizer() -> Any:
         "NLTK's trained English Punkt data (punkt_tab) is not installed; sentence splitting uses "
         "untrained Punkt with a built-in abbreviation list. Install it with "
         "`python -m nltk.downloader punkt_tab` to match CA-EMER exactly.",
+        ErvWarning,
         stacklevel=3,
     )
     params = PunktParameters()

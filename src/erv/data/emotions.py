@@ -124,9 +124,7 @@ class Taxonomy:
         try:
             return self.labels.index(label) + 1
         except ValueError:
-            raise TaxonomyError(
-                f"{label!r} is not a {self.name} label; expected one of {', '.join(self.labels)}"
-            ) from None
+            raise TaxonomyError(f"{label!r} is not {self.a_label}; expected one of {', '.join(self.labels)}") from None
 
     def label_from_id(self, label_id: int) -> str:
         if not 1 <= int(label_id) <= len(self.labels):
@@ -144,6 +142,11 @@ class Taxonomy:
         if concept not in GOEMOTIONS_INDEX_OF_CONCEPT:
             raise TaxonomyError(f"{self.name} label {label!r} has no GoEmotions counterpart")
         return GOEMOTIONS_INDEX_OF_CONCEPT[concept]
+
+    @property
+    def a_label(self) -> str:
+        """ "a DFEW label" / "an EMER label", for messages."""
+        return f"{'an' if self.name[:1].upper() in 'AEIOU' else 'a'} {self.name} label"
 
     def prompt_list(self) -> str:
         """The label list as the judge prompts show it ("a, b, c")."""
@@ -272,5 +275,5 @@ def require_label(text: object, taxonomy: str | Taxonomy, where: str = "") -> st
     label = normalize_label(text, tax)
     if label == UNKNOWN:
         prefix = f"{where}: " if where else ""
-        raise TaxonomyError(f"{prefix}gold label {text!r} is not a {tax.name} label ({tax.prompt_list()})")
+        raise TaxonomyError(f"{prefix}gold label {text!r} is not {tax.a_label} ({tax.prompt_list()})")
     return label

@@ -23,27 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.data.ids import VIDEO_EXTENSIONS, canonical_id
 from erv.errors import LabelFileError, TaxonomyError
 
 PathLike = str | os.PathLike[str]
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".flv", ".mpg", ".mpeg")
-
-
-def canonical_id(sample_id: object) -> str:
-    """The form used to match ids across label files, predictions and video names.
-
-    Strips a video extension and surrounding whitespace; an all-digit id loses its leading
-    zeros ("00025" and "25" are the same DFEW clip).
-    """
-    text = str(sample_id).strip()
-    lower = text.lower()
-    for ext in VIDEO_EXTENSIONS:
-        if lower.endswith(ext):
-            text = text[: -len(ext)]
-            break
-    if text.isdigit():
-        return str(int(text))
-    return text
 
 
 def _label_from_cell(value: object, tax: Taxonomy, where: str) -> str:
@@ -60,8 +43,35 @@ def _label_from_cell(value: object, tax: Taxonomy, where: str) -> str:
             raise LabelFileError(f"{where}: {exc}") from None
     label = normalize_label(text, tax)
     if label == UNKNOWN:
-        raise LabelFileError(f"{where}: {text!r} is not a {tax.name} label ({tax.prompt_list()})")
+        raise LabelFileError(f"{where}: {text!r} is not {tax.a_label} ({tax.prompt_list()})")
     return label
+
+
+def _is_label_cell(value: object, tax: Taxonomy) -> bool:
+    """Whether a cell is meant as a label: a number (a label id, right or wrong) or a label word."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    text = str(value).strip()
+    return bool(re.fullmatch(r"[\d\s,;]+", text)) or normalize_label(text, tax) != UNKNOWN
+
+
+def _looks_like_sample(value: object) -> bool:
+    """Whether a cell is meant as a sample id: every dataset's clip names carry a digit or an extension."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return True
+    text = str(value or "").strip().lower()
+    return any(ch.isdigit() for ch in text) or text.endswith(VIDEO_EXTENSIONS)
+
+
+def _is_header(name: object, label: object, tax: Taxonomy) -> bool:
+    """A header or title row: neither a label in the label cell nor a sample id in the name cell.
+
+    A data row with a bad label (`00001.mp4 ... 12`, `angre`, `1,3`) has a sample id, so it is
+    reported as an error instead of being skipped like a header.
+    """
+    return not _is_label_cell(label, tax) and not _looks_like_sample(name)
 
 
 def _add(out: dict[str, str], sample: str, label: str, where: str, first_seen: dict[str, str]) -> None:
@@ -75,16 +85,25 @@ def _add(out: dict[str, str], sample: str, label: str, where: str, first_seen: d
 
 
 def _open_text(path: Path) -> str:
+    if path.is_dir():
+        raise LabelFileError(f"{path}: is a folder, expected a label file")
     if not path.is_file():
         raise LabelFileError(f"{path}: label file not found")
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise LabelFileError(f"{path}: not UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise LabelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_dfew_csv(path: PathLike, taxonomy: str | Taxonomy = "DFEW") -> dict[str, str]:
-    """DFEW `single_*set_N.csv`: header row, then `video_id,label_id`."""
+    """DFEW `single_*set_N.csv`: an optional header row, then `video_id,label_id`.
+
+    The first row is a header only if it has neither a label nor a sample id (see
+    :func:`_is_header`): a header-less file keeps its first sample, and a bad first data row
+    is an error, not a header.
+    """
     path = Path(path)
     tax = get_taxonomy(taxonomy)
     out: dict[str, str] = {}
@@ -94,9 +113,11 @@ def read_dfew_csv(path: PathLike, taxonomy: str | Taxonomy = "DFEW") -> dict[str
         if not row or all(not cell.strip() for cell in row):
             continue
         where = f"{path}:{number}"
-        if number == 1 and not row[0].strip().isdigit():
-            continue  # header
-        if len(row) < 2:
+        while len(row) > 2 and not row[-1].strip():
+            row = row[:-1]  # trailing empty cells (a trailing comma)
+        if number == 1 and _is_header(row[0], row[1] if len(row) > 1 else None, tax):
+            continue
+        if len(row) != 2:
             raise LabelFileError(f"{where}: expected 'video_id,label_id', got {','.join(row)!r}")
         _add(out, row[0], _label_from_cell(row[1], tax, where), where, seen)
     if not out:
@@ -128,8 +149,9 @@ def read_mafw_xlsx(
 ) -> dict[str, str]:
     """MAFW `single-set.xlsx`: column 0 = clip name, column 12 = label id (1..11).
 
-    Title/header rows (anything whose label cell is not a label) before the first sample are
-    skipped; after that a bad row is an error. A compound label ("1,3") is an error here:
+    Title/header rows before the first sample are skipped: rows with neither a label nor a
+    sample id (:func:`_is_header`). Any row with a sample id is data, so a bad label in the
+    first data row is an error, as anywhere else. A compound label ("1,3") is an error here:
     the single-label set has none, and scoring a multi-label clip as single-label would be
     wrong.
     """
@@ -153,15 +175,13 @@ def read_mafw_xlsx(
         where = f"{path}:row {number}"
         name = row[name_column] if len(row) > name_column else None
         cell = row[label_column] if len(row) > label_column else None
-        if name is None or cell is None:
-            if started:
-                raise LabelFileError(f"{where}: missing clip name or label (column {label_column})")
-            continue
+        if not started and _is_header(name, cell, tax):
+            continue  # title and header rows
+        if name is None or cell is None or not str(cell).strip():
+            raise LabelFileError(f"{where}: missing clip name or label (column {label_column})")
         try:
             label = _label_from_cell(cell, tax, where)
         except LabelFileError:
-            if not started:
-                continue  # header rows
             if isinstance(cell, str) and "," in cell:
                 raise LabelFileError(f"{where}: compound label {cell!r} in a single-label file") from None
             raise
@@ -226,6 +246,10 @@ def read_label_file(path: PathLike, dataset: str | Taxonomy) -> dict[str, str]:
     """Read any supported label file by its extension: .csv (DFEW layout), .txt, .xlsx."""
     path = Path(path)
     tax = get_taxonomy(dataset)
+    if path.is_dir():
+        raise LabelFileError(f"{path}: is a folder, expected a label file")
+    if not path.exists():
+        raise LabelFileError(f"{path}: label file not found")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return read_dfew_csv(path, tax)

@@ -2,10 +2,10 @@
 
 The paper's scripts build these with hard-coded paths and never check that a video exists or
 that a training clip is not also a test clip. Here the label file of the chosen fold is read,
-every clip is matched to a file in the video folder (recursively, by id; numeric ids match
-with or without leading zeros), missing videos are reported (and fail the run unless
-allowed), and the train and test lists of a fold are checked for overlap before anything is
-written.
+every clip is matched to a file in the video folder (recursively, by id, following symlinked
+folders; numeric ids match with or without leading zeros), missing videos are reported (and
+fail the run unless allowed), and the train and test lists of a fold are checked for overlap
+before anything is written. The output location is checked before any of this.
 """
 
 from __future__ import annotations
@@ -18,17 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from erv.data.emotions import get_taxonomy
-from erv.data.labels import (
-    VIDEO_EXTENSIONS,
-    ExplainedSample,
-    canonical_id,
-    fold_label_file,
-    read_emer_csv,
-    read_label_file,
-)
+from erv.data.ids import VIDEO_EXTENSIONS, canonical_id
+from erv.data.labels import ExplainedSample, fold_label_file, read_emer_csv, read_label_file
 from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
 from erv.errors import ConfigError, LabelFileError
 from erv.io.jsonl import write_json, write_jsonl
+from erv.io.outputs import check_output_file
 
 FORMATS = ("sft", "grpo", "infer")
 
@@ -38,7 +33,10 @@ def index_videos(
 ) -> tuple[dict[str, Path], dict[str, list[Path]]]:
     """Map canonical sample id → video file under `video_dir` (recursive).
 
-    Returns `(index, ambiguous)`: two files with the same id (e.g. `clips/1.mp4` and
+    Symlinked folders are followed (datasets are often assembled from links into shared
+    storage); a folder reached twice (a link loop, or two links to one folder) is walked once,
+    and one file reached under two names counts once. Broken links are not videos. Returns
+    `(index, ambiguous)`: two files with the same id (e.g. `clips/1.mp4` and
     `part_2/00001.avi`) make that id ambiguous; it is left out of the index and reported.
     """
     root = Path(video_dir)
@@ -47,16 +45,33 @@ def index_videos(
     exts = tuple(e.lower() for e in extensions)
     index: dict[str, Path] = {}
     ambiguous: dict[str, list[Path]] = {}
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
+    real_of: dict[str, str] = {}
+    visited: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        try:
+            info = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (info.st_dev, info.st_ino) in visited:
+            dirnames[:] = []  # seen before (a link loop or a second link to it): do not walk it again
+            continue
+        visited.add((info.st_dev, info.st_ino))
+        for name in sorted(filenames):
             if not name.lower().endswith(exts):
                 continue
-            key = canonical_id(Path(name).stem)
             path = Path(dirpath) / name
+            if not path.is_file():
+                continue  # a broken link
+            key = canonical_id(Path(name).stem)
+            real = os.path.realpath(path)
             if key in index:
+                if real_of[key] == real:
+                    continue  # the same file under another name
                 ambiguous.setdefault(key, [index[key]]).append(path)
             else:
                 index[key] = path
+                real_of[key] = real
     for key in ambiguous:
         index.pop(key, None)
     return index, ambiguous
@@ -117,6 +132,9 @@ def prepare(
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     tax = get_taxonomy(dataset)
+    if labels is not None and label_dir is not None:
+        raise ConfigError("--labels and --label-dir are alternatives: give one (--label-dir also checks leakage)")
+    check_output_file(out, inputs=(labels, explanations, leak_check_labels))
 
     reasons: dict[str, str] = {}
     if labels is None and label_dir is None and explanations is None:
@@ -219,9 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="grpo",
         help="sft: <think>reason</think><answer>label</answer> targets; grpo/infer: bare label",
     )
-    src = p.add_argument_group("labels (one of)")
+    src = p.add_argument_group("labels (one of)").add_mutually_exclusive_group()
     src.add_argument("--labels", help="a label file: DFEW csv, MAFW txt/xlsx, name-label txt, records json")
-    src.add_argument("--label-dir", help="the dataset's label folder; with --fold and --split")
+    src.add_argument(
+        "--label-dir", help="the dataset's label folder; with --fold and --split (also checks train/test leakage)"
+    )
     p.add_argument("--fold", type=int, help="1..5 (the paper reports fold 5; the field averages all 5)")
     p.add_argument("--split", choices=("train", "test"), default="train")
     p.add_argument(
@@ -248,13 +268,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_prompt_file(path: str) -> str:
+    """The instruction text of `--prompt-file` (ConfigError naming the file if unusable)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--prompt-file {path}: {'is a folder' if file.is_dir() else 'file not found'}")
+    try:
+        prompt = file.read_text(encoding="utf-8-sig").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--prompt-file {path}: not UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"--prompt-file {path}: cannot read ({exc.strerror or exc})") from None
+    if not prompt:
+        raise ConfigError(f"--prompt-file {path}: the file is empty")
+    return prompt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prompt = TASK_PROMPT
     if args.prompt is not None:
         prompt = args.prompt
     elif args.prompt_file is not None:
-        prompt = Path(args.prompt_file).read_text(encoding="utf-8").strip()
+        prompt = read_prompt_file(args.prompt_file)
     report = prepare(
         dataset=args.dataset,
         video_dir=args.video_dir,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.data.ids import canonical_id
 from erv.errors import RecordError, TaxonomyError
 from erv.io.jsonl import PathLike, iter_json_records
 
@@ -115,23 +116,47 @@ def parse_prediction(record: dict[str, Any], where: str, taxonomy: Taxonomy | No
         label = normalize_label(gold, tax)
         if label == UNKNOWN:
             raise RecordError(
-                f"{where}: gold label {gold!r} of sample {pid} is not a {tax.name} label ({tax.prompt_list()})"
+                f"{where}: gold label {gold!r} of sample {pid} is not {tax.a_label} ({tax.prompt_list()})"
             )
         gold = label
     extra = {k: v for k, v in record.items() if k not in _PREDICTION_KEYS}
     return Prediction(pid, gold, response, record.get("video"), dataset, extra, where)
 
 
+def check_dataset(dataset: object, taxonomy: Taxonomy, where: str, sample: str, what: str = "sample") -> None:
+    """A record that names its dataset must name the one this run scores (`--dataset`).
+
+    MAFW's "happiness" normalises to DFEW's "happy", so records of another dataset would
+    otherwise pass the label checks and be scored with the wrong emotion list.
+    """
+    if dataset in (None, ""):
+        return
+    try:
+        name = get_taxonomy(str(dataset)).name
+    except TaxonomyError as exc:
+        raise RecordError(f"{where}: {what} {sample}: {exc}") from None
+    if name != taxonomy.name:
+        raise RecordError(f"{where}: {what} {sample} is from dataset {dataset!r}, but --dataset is {taxonomy.name}")
+
+
 def read_predictions(path: PathLike, taxonomy: str | Taxonomy | None = None) -> list[Prediction]:
-    """Read and validate a predictions file; duplicate ids and unknown gold labels are errors."""
+    """Read and validate a predictions file; duplicate ids and unknown gold labels are errors.
+
+    Ids are compared by :func:`erv.data.ids.canonical_id`: `00025` and `25` name one sample,
+    so both in one file is a duplicate.
+    """
     tax = get_taxonomy(taxonomy) if taxonomy is not None else None
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     out: list[Prediction] = []
     for where, record in iter_json_records(path):
         pred = parse_prediction(record, where, tax)
-        if pred.id in seen:
-            raise RecordError(f"{where}: duplicate id {pred.id!r} (first seen at {seen[pred.id]})")
-        seen[pred.id] = where
+        key = canonical_id(pred.id)
+        if key in seen:
+            first_id, first_where = seen[key]
+            if first_id != pred.id:  # "00025" and "25": one clip, predicted twice
+                raise RecordError(f"{where}: id {pred.id!r} is the same sample as {first_id!r} at {first_where}")
+            raise RecordError(f"{where}: duplicate id {pred.id!r} (first seen at {first_where})")
+        seen[key] = (pred.id, where)
         out.append(pred)
     if not out:
         raise RecordError(f"{path}: file holds no predictions")
@@ -140,6 +165,8 @@ def read_predictions(path: PathLike, taxonomy: str | Taxonomy | None = None) -> 
 
 def parse_judgment(record: dict[str, Any], where: str, taxonomy: Taxonomy | None = None) -> Judgment:
     jid = _require_str(record, "id", where)
+    if taxonomy is not None:
+        check_dataset(record.get("dataset"), taxonomy, where, jid, "judgment of sample")
     emotion = record.get("explanation_emotion")
     error = record.get("error")
     if error is not None and not isinstance(error, str):
@@ -151,7 +178,7 @@ def parse_judgment(record: dict[str, Any], where: str, taxonomy: Taxonomy | None
             label = normalize_label(emotion, taxonomy)
             if label == UNKNOWN:
                 raise RecordError(
-                    f"{where}: explanation_emotion {emotion!r} of sample {jid} is not a {taxonomy.name} label"
+                    f"{where}: explanation_emotion {emotion!r} of sample {jid} is not {taxonomy.a_label}"
                 )
             emotion = label
     extra = {k: v for k, v in record.items() if k not in _JUDGMENT_KEYS}
@@ -162,17 +189,19 @@ def parse_judgment(record: dict[str, Any], where: str, taxonomy: Taxonomy | None
 def read_judgments(
     path: PathLike, taxonomy: str | Taxonomy | None = None, *, tolerate_torn_tail: bool = True
 ) -> dict[str, Judgment]:
-    """Read a judgments file into `{id: judgment}`.
+    """Read a judgments file into `{canonical id: judgment}` (:func:`erv.data.ids.canonical_id`).
 
     A resumable judge appends a new record when it retries an id, so an id may appear more
     than once: a successful judgment supersedes failed ones, and among failures the last one
     wins. Two successful judgments of one id that disagree are an error (two runs were mixed).
+    With a taxonomy, a record that names another dataset is an error.
     """
     tax = get_taxonomy(taxonomy) if taxonomy is not None else None
     out: dict[str, Judgment] = {}
     for where, record in iter_json_records(path, tolerate_torn_tail=tolerate_torn_tail):
         judgment = parse_judgment(record, where, tax)
-        previous = out.get(judgment.id)
+        key = canonical_id(judgment.id)
+        previous = out.get(key)
         if previous is not None and previous.ok:
             if judgment.ok and judgment.explanation_emotion != previous.explanation_emotion:
                 raise RecordError(
@@ -180,7 +209,7 @@ def read_judgments(
                     f"{previous.where}, now {judgment.explanation_emotion!r}; mixed runs?"
                 )
             continue
-        out[judgment.id] = judgment
+        out[key] = judgment
     return out
 
 
@@ -211,7 +240,7 @@ def validate_sft_record(record: dict[str, Any], where: str, taxonomy: str | Taxo
     if taxonomy is not None:
         tax = get_taxonomy(taxonomy)
         if normalize_label(answer, tax) == UNKNOWN:
-            raise RecordError(f"{where}: SFT answer {answer!r} is not a {tax.name} label")
+            raise RecordError(f"{where}: SFT answer {answer!r} is not {tax.a_label}")
 
 
 def validate_grpo_record(record: dict[str, Any], where: str, taxonomy: str | Taxonomy | None = None) -> str:
@@ -223,7 +252,7 @@ def validate_grpo_record(record: dict[str, Any], where: str, taxonomy: str | Tax
     tax = get_taxonomy(taxonomy)
     canonical = normalize_label(label, tax)
     if canonical == UNKNOWN:
-        raise RecordError(f"{where}: label {label!r} is not a {tax.name} label ({tax.prompt_list()})")
+        raise RecordError(f"{where}: label {label!r} is not {tax.a_label} ({tax.prompt_list()})")
     return canonical
 
 

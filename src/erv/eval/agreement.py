@@ -23,9 +23,11 @@ from typing import Any
 
 from erv.data.completions import extract_answer
 from erv.data.emotions import Taxonomy, get_taxonomy, normalize_label
-from erv.data.records import Prediction, read_judgments, read_predictions
+from erv.data.ids import canonical_id
+from erv.data.records import Prediction, check_dataset, read_judgments, read_predictions
 from erv.errors import ConfigError, RecordError
 from erv.eval.metrics import compute_metrics, encode
+from erv.judge.run import judgment_is_current, stale_judgment_message
 
 
 @dataclass
@@ -44,17 +46,19 @@ class JudgeLabels:
 def load_judge_labels(
     path: str | os.PathLike[str], predictions: Sequence[Prediction], taxonomy: Taxonomy
 ) -> JudgeLabels:
-    judgments = read_judgments(path, taxonomy)
-    ids = {p.id for p in predictions}
-    foreign = [j for j in judgments if j not in ids]
+    judgments = read_judgments(path, taxonomy)  # keyed by canonical id; records of another dataset refused
+    ids = {canonical_id(p.id) for p in predictions}
+    foreign = [j.id for key, j in judgments.items() if key not in ids]
     if foreign:
         raise RecordError(
             f"{path}: {len(foreign)} judged ids are not in the predictions (e.g. {', '.join(map(repr, foreign[:3]))})"
         )
-    labels = {
-        p.id: (judgments[p.id].explanation_emotion if p.id in judgments and judgments[p.id].ok else None)
-        for p in predictions
-    }
+    labels: dict[str, str | None] = {}
+    for p in predictions:
+        judgment = judgments.get(canonical_id(p.id))
+        if judgment is not None and judgment.ok and not judgment_is_current(p, judgment, taxonomy):
+            raise RecordError(stale_judgment_message(p, judgment, "the predictions"))
+        labels[p.id] = judgment.explanation_emotion if judgment is not None and judgment.ok else None
     models = tuple(sorted({str(j.judge) for j in judgments.values() if j.judge is not None}))
     return JudgeLabels(str(path), models, labels)
 
@@ -94,6 +98,8 @@ def agreement_report(
         raise RecordError("agreement needs at least two judgment files")
     taxonomy = get_taxonomy(dataset)
     predictions = read_predictions(predictions_path, taxonomy)
+    for pred in predictions:
+        check_dataset(pred.dataset, taxonomy, pred.where, pred.id)
     truth = {p.id: (p.gold, normalize_label(extract_answer(p.response), taxonomy)) for p in predictions}
     judges = [load_judge_labels(path, predictions, taxonomy) for path in judgment_paths]
 
@@ -213,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args.judgments) < 2:
         raise ConfigError("agreement needs at least two judgment files")
     from erv.io.jsonl import write_json
+    from erv.io.outputs import check_output_file
+
+    if args.json:
+        check_output_file(args.json, "--json", inputs=[args.predictions, *args.judgments])
 
     report = agreement_report(args.judgments, args.predictions, args.dataset)
     print(format_report(report))

@@ -26,10 +26,12 @@ from typing import Any
 from erv.data.completions import extract_answer
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.data.labels import canonical_id, read_label_file
-from erv.data.records import Prediction, read_judgments, read_predictions
-from erv.errors import ConfigError, RecordError, TaxonomyError
+from erv.data.records import Prediction, check_dataset, read_judgments, read_predictions
+from erv.errors import ConfigError, RecordError
 from erv.eval.metrics import aggregate_folds, compute_metrics, encode
 from erv.io.jsonl import write_json
+from erv.io.outputs import check_output_dir, check_output_file
+from erv.judge.run import judgment_is_current, stale_judgment_message
 
 
 @dataclass
@@ -86,10 +88,7 @@ def evaluate_file(
     """Score one predictions file; returns the metrics object (docs/evaluation.md) plus bookkeeping."""
     predictions = read_predictions(predictions_path, taxonomy)
     for pred in predictions:
-        if pred.dataset and _dataset_name(pred.dataset, pred) != taxonomy.name:
-            raise RecordError(
-                f"{pred.where}: sample {pred.id} is from dataset {pred.dataset!r}, but --dataset is {taxonomy.name}"
-            )
+        check_dataset(pred.dataset, taxonomy, pred.where, pred.id)
     problems = Problems()
     if labels_path is not None:
         labels = read_label_file(labels_path, taxonomy)
@@ -109,18 +108,22 @@ def evaluate_file(
         keep = {k for k in by_key if k in labels}
         predictions = [p for p in predictions if canonical_id(p.id) in keep]
 
-    pred_ids = {p.id for p in predictions}
+    pred_ids = {canonical_id(p.id) for p in predictions}  # failed ones included: their judgments are expected
     failed = [p.id for p in predictions if p.failed]
     if not failed_as_wrong:
         predictions = [p for p in predictions if not p.failed]
 
     explanation: list[str | None] | None = None
     if judgments_path is not None:
-        judgments = read_judgments(judgments_path, taxonomy)
-        problems.judgments_without_prediction = sorted((j for j in judgments if j not in pred_ids), key=_id_order)
+        judgments = read_judgments(judgments_path, taxonomy)  # keyed by canonical id, as the predictions below
+        problems.judgments_without_prediction = sorted(
+            (j.id for key, j in judgments.items() if key not in pred_ids), key=_id_order
+        )
         explanation = []
         for pred in predictions:
-            judgment = judgments.get(pred.id)
+            judgment = judgments.get(canonical_id(pred.id))
+            if judgment is not None and judgment.ok and not judgment_is_current(pred, judgment, taxonomy):
+                raise RecordError(stale_judgment_message(pred, judgment, predictions_path))
             explanation.append(judgment.explanation_emotion if judgment is not None and judgment.ok else None)
 
     if problems.any() and not allow_missing:
@@ -145,13 +148,6 @@ def evaluate_file(
     return result
 
 
-def _dataset_name(name: str, pred: Prediction) -> str:
-    try:
-        return get_taxonomy(name).name
-    except TaxonomyError as exc:
-        raise RecordError(f"{pred.where}: sample {pred.id}: {exc}") from None
-
-
 def _id_order(sample_id: str) -> tuple[int, str]:
     return (len(sample_id), sample_id)
 
@@ -172,6 +168,8 @@ def evaluate(
     taxonomy = get_taxonomy(dataset)
     if not predictions:
         raise ConfigError("no predictions file given")
+    if int(n_resamples) < 0:
+        raise ConfigError(f"--bootstrap must be 0 (no intervals) or a number of resamples, got {n_resamples}")
     if judgments and len(judgments) != len(predictions):
         raise ConfigError(
             f"{len(predictions)} prediction file(s) but {len(judgments)} judgment file(s); give one per fold"
@@ -196,7 +194,13 @@ def evaluate(
     if len(folds) == 1:
         return folds[0]
     summary = aggregate_folds(folds)
-    return {"dataset": taxonomy.name, "folds": folds, "mean": summary["mean"], "std": summary["std"]}
+    return {
+        "dataset": taxonomy.name,
+        "folds": folds,
+        "mean": summary["mean"],
+        "std": summary["std"],
+        "folds_in_mean": summary["folds"],
+    }
 
 
 def build_parser(prog: str = "erv evaluate") -> argparse.ArgumentParser:
@@ -250,6 +254,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "erv evaluate") -> int:
     args = build_parser(prog).parse_args(argv)
     if not 0 < args.level < 1:
         raise ConfigError(f"--level must be in (0, 1), got {args.level}")
+    inputs = [*args.predictions, *(args.judgments or []), *(args.labels or [])]
+    for flag, path in (("--json", args.json_out), ("--report", args.report)):
+        if path:
+            check_output_file(path, flag, inputs=inputs)  # before any work: never fail after the table
+    if args.plots:
+        check_output_dir(args.plots, "--plots")
     result = evaluate(
         args.predictions,
         args.dataset,

@@ -63,13 +63,13 @@ def encode(
     try:
         g = np.fromiter((index[x] for x in gold), dtype=np.int64, count=len(gold))
     except KeyError as exc:
-        raise TaxonomyError(f"gold label {exc.args[0]!r} is not a {tax.name} label") from None
+        raise TaxonomyError(f"gold label {exc.args[0]!r} is not {tax.a_label}") from None
     pred_index = dict(index)
     pred_index[UNKNOWN] = k
     try:
         p = np.fromiter((pred_index[x] for x in pred), dtype=np.int64, count=len(pred))
     except KeyError as exc:
-        raise TaxonomyError(f"predicted label {exc.args[0]!r} is neither a {tax.name} label nor 'unknown'") from None
+        raise TaxonomyError(f"predicted label {exc.args[0]!r} is neither {tax.a_label} nor 'unknown'") from None
     if explanation is None:
         e = np.full(len(gold), -1, dtype=np.int64)
     else:
@@ -78,7 +78,7 @@ def encode(
         try:
             e = np.fromiter((-1 if x is None else index[x] for x in explanation), dtype=np.int64, count=len(gold))
         except KeyError as exc:
-            raise TaxonomyError(f"explanation label {exc.args[0]!r} is not a {tax.name} label") from None
+            raise TaxonomyError(f"explanation label {exc.args[0]!r} is not {tax.a_label}") from None
     return Outcomes(tax, g, p, e >= 0, e)
 
 
@@ -217,13 +217,20 @@ def compute_metrics(
     return result
 
 
-def aggregate_folds(fold_results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
-    """Mean and sample standard deviation (ddof = 1) of each scalar metric across folds."""
+def aggregate_folds(fold_results: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mean and sample standard deviation (ddof = 1) of each scalar metric across folds.
+
+    A fold without a value for a metric (EEA of a fold with no judged sample) is left out of
+    that metric's mean; `folds` says how many folds each mean covers, so that a "mean" of one
+    fold is never mistaken for a mean of all.
+    """
     names = [m for m in RECOGNITION_METRICS + COHERENCE_METRICS if any(r.get(m) is not None for r in fold_results)]
     mean: dict[str, float | None] = {}
     std: dict[str, float | None] = {}
+    folds: dict[str, int] = {}
     for name in names:
         vals = np.array([r[name] for r in fold_results if r.get(name) is not None], dtype=np.float64)
         mean[name] = float(vals.mean()) if vals.size else None
         std[name] = float(vals.std(ddof=1)) if vals.size > 1 else None
-    return {"mean": mean, "std": std}
+        folds[name] = int(vals.size)
+    return {"mean": mean, "std": std, "folds": folds}

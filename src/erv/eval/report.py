@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,37 @@ from erv.io.jsonl import atomic_write_text
 
 _ORDER = ("war", "uar", "eea", "epc", "fcr", "fcr_given_correct")
 _NAMES = {"war": "WAR", "uar": "UAR", "eea": "EEA", "epc": "EPC", "fcr": "FCR", "fcr_given_correct": "FCR|correct"}
+
+
+def _md(text: str) -> str:
+    """A Markdown table cell: a `|` inside it would split the cell."""
+    return str(text).replace("|", "\\|")
+
+
+def fold_names(paths: Sequence[str], *, suffix: bool = True) -> list[str]:
+    """Short names that tell prediction files apart (report rows; plot files with `suffix=False`).
+
+    The file name when the names differ; else the shortest tail of the paths that differs
+    (`fold1/predictions.jsonl`, `fold2/predictions.jsonl`); a path given twice gets `#2`, ...
+    """
+    parts = [(Path(p) if suffix else Path(p).with_suffix("")).parts or (str(p),) for p in paths]
+    longest = max((len(x) for x in parts), default=1)
+    for depth in range(1, longest + 1):
+        names = ["/".join(x[-depth:]) for x in parts]
+        if len(set(names)) == len(names):
+            return names
+    names = ["/".join(x) for x in parts]
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return out
+
+
+def _has_intervals(result: dict[str, Any]) -> bool:
+    folds = result.get("folds", [result])
+    return any((fold.get(_ci_key(fold) or "") or {}) for fold in folds)
 
 
 def _pct(value: float | None) -> str:
@@ -27,7 +59,7 @@ def _fold_table(result: dict[str, Any]) -> list[str]:
         f"{result['dataset']}  n={result['n']}  unknown answers={result['unknown']}"
         + (f"  judged={result['judged']}  unjudged={result['unjudged']}" if "judged" in result else "")
     ]
-    lines.append(f"  {'metric':<12} {'value %':>8}   {level}% interval")
+    lines.append(f"  {'metric':<12} {'value %':>8}   " + (f"{level}% interval" if cis else "(no bootstrap)"))
     for name in _ORDER:
         if name not in result:
             continue
@@ -66,21 +98,31 @@ def format_text(result: dict[str, Any]) -> str:
     for i, fold in enumerate(result["folds"], start=1):
         blocks.append(f"== fold {i}: {fold['predictions']}")
         blocks.extend(_fold_table(fold))
-    blocks.append(f"== {len(result['folds'])} folds: mean ± std (sample std)")
+    total = len(result["folds"])
+    blocks.append(f"== {total} folds: mean ± std (sample std)")
     for name in _ORDER:
         if name in result["mean"]:
             mean, std = result["mean"][name], result["std"].get(name)
-            blocks.append(f"  {_NAMES[name]:<12} {_pct(mean):>8} ± {_pct(std).strip() if std is not None else 'n/a'}")
+            line = f"  {_NAMES[name]:<12} {_pct(mean):>8} ± {_pct(std).strip() if std is not None else 'n/a'}"
+            blocks.append(line + _coverage(result, name, total))
     return "\n".join(blocks)
+
+
+def _coverage(result: dict[str, Any], name: str, total: int) -> str:
+    covered = result.get("folds_in_mean", {}).get(name, total)
+    if covered == total:
+        return ""
+    return f"  (over {covered} of {total} folds; the others have no value)"
 
 
 def to_markdown(result: dict[str, Any]) -> str:
     folds = result.get("folds", [result])
+    names = fold_names([fold["predictions"] for fold in folds])
     present = [m for m in _ORDER if m in folds[0]]
     lines = [f"# Evaluation: {result['dataset']}", ""]
-    lines.append("| predictions | n | unknown | " + " | ".join(_NAMES[m] for m in present) + " |")
+    lines.append("| predictions | n | unknown | " + " | ".join(_md(_NAMES[m]) for m in present) + " |")
     lines.append("|---|---|---|" + "---|" * len(present))
-    for fold in folds:
+    for fold, name in zip(folds, names, strict=True):
         key = _ci_key(fold)
         cells = []
         for m in present:
@@ -89,23 +131,30 @@ def to_markdown(result: dict[str, Any]) -> str:
             if ci:
                 cell += f" [{_pct(ci[0]).strip()}, {_pct(ci[1]).strip()}]"
             cells.append(cell)
-        lines.append(
-            f"| {Path(fold['predictions']).name} | {fold['n']} | {fold['unknown']} | " + " | ".join(cells) + " |"
-        )
+        lines.append(f"| {_md(name)} | {fold['n']} | {fold['unknown']} | " + " | ".join(cells) + " |")
+    notes = []
     if "folds" in result:
-        lines.append(
-            "| **mean ± std** | | | "
-            + " | ".join(
-                f"{_pct(result['mean'].get(m)).strip()} ± {_pct(result['std'].get(m)).strip()}" for m in present
-            )
-            + " |"
-        )
-    lines += ["", "Values in %, brackets: bootstrap interval. Unknown answers count as wrong."]
-    for fold in folds:
+        total = len(folds)
+        cells = []
+        for m in present:
+            cell = f"{_pct(result['mean'].get(m)).strip()} ± {_pct(result['std'].get(m)).strip()}"
+            covered = result.get("folds_in_mean", {}).get(m, total)
+            if covered != total:
+                cell += f" ({covered} of {total} folds)"
+                notes.append(f"{_NAMES[m]}: mean over the {covered} of {total} folds that have a value.")
+            cells.append(cell)
+        lines.append("| **mean ± std** | | | " + " | ".join(cells) + " |")
+    if _has_intervals(result):
+        level = (_ci_key(folds[0]) or "ci95")[2:]
+        legend = f"Values in %, brackets: {level}% bootstrap interval."
+    else:
+        legend = "Values in %, no bootstrap intervals (--bootstrap 0)."
+    lines += ["", " ".join([legend, "Unknown answers count as wrong.", *notes])]
+    for fold, name in zip(folds, names, strict=True):
         rows, columns, matrix = confusion_rows(fold)
         lines += [
             "",
-            f"## Confusion: {Path(fold['predictions']).name}",
+            f"## Confusion: {name}",
             "",
             "| gold \\ predicted | " + " | ".join(columns) + " |",
             "|---|" + "---|" * len(columns),
@@ -130,7 +179,9 @@ def plot_confusions(result: dict[str, Any], out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for fold in result.get("folds", [result]):
+    folds = result.get("folds", [result])
+    stems = fold_names([fold["predictions"] for fold in folds], suffix=False)
+    for fold, name in zip(folds, stems, strict=True):
         rows, columns, matrix = confusion_rows(fold)
         counts = np.array(matrix, dtype=float)
         totals = counts.sum(axis=1, keepdims=True)
@@ -152,11 +203,10 @@ def plot_confusions(result: dict[str, Any], out_dir: Path) -> list[Path]:
                 )
         ax.set_xlabel("predicted")
         ax.set_ylabel("gold")
-        stem = Path(fold["predictions"]).stem
         war = fold.get("war")
-        ax.set_title(f"{fold['dataset']} {stem}" + (f"  WAR {100 * war:.2f}%" if war is not None else ""))
+        ax.set_title(f"{fold['dataset']} {name}" + (f"  WAR {100 * war:.2f}%" if war is not None else ""))
         fig.tight_layout()
-        path = out_dir / f"confusion_{stem}.png"
+        path = out_dir / f"confusion_{name.replace('/', '_').replace('#', '_')}.png"
         tmp = path.with_suffix(".tmp.png")
         fig.savefig(tmp, dpi=120)
         plt.close(fig)

@@ -8,7 +8,9 @@ every job the same life cycle:
 2. read what an earlier run left (the job's own `load` validates it and refuses records of
    another producer or input), compact it to one record per unit and rewrite it atomically,
    which also drops a torn last line;
-3. skip the units already done (:meth:`ResumableJob.pending`), do the rest, appending each
+3. skip the units already done (:meth:`ResumableJob.pending`) — done *and computed from the
+   current input*: given a fingerprint per item, a record whose stored input hash differs
+   (:mod:`erv.io.identity`) is redone or refused — and do the rest, appending each
    record as one whole fsynced line as soon as it exists: from synchronous code
    (:meth:`ResumableJob.write`, used by inference) or from a pool of async workers with bounded
    concurrency and a batch writer that keeps disk writes off the event loop
@@ -29,6 +31,8 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from erv.errors import ConfigError
+from erv.io.identity import INPUT_HASH_KEY, check_on_changed, stale_message
 from erv.io.jsonl import JsonlAppender, PathLike, exclusive_output, write_jsonl
 
 T = TypeVar("T")
@@ -105,6 +109,9 @@ class ResumableJob:
     can be retried keeps the first success, else the last failure); `arrange(records)` puts
     them in output order. `done(record)` says whether a unit needs no more work (default: no
     `error`). `key(record)` names the unit a record belongs to (default: its `id`).
+    `on_changed` ("redo" | "refuse") decides what :meth:`pending` does with a record whose
+    input hash differs from the item's fingerprint; `changed_what` names that input in the
+    refusal ("explanation", "text").
     """
 
     def __init__(
@@ -116,15 +123,21 @@ class ResumableJob:
         arrange: Callable[[Iterable[Record]], list[Record]],
         done: Callable[[Record], bool] = _succeeded,
         key: Callable[[Record], Hashable] = lambda record: record["id"],
+        on_changed: str = "redo",
+        changed_what: str = "input",
     ) -> None:
         self.out = Path(out)
         self.command = command
         self._load, self._arrange, self._done, self._key = load, arrange, done, key
+        self.on_changed = check_on_changed(on_changed)
+        self._changed_what = changed_what
         self._lock: contextlib.ExitStack | None = None
         self._appender: JsonlAppender | None = None
         self.existing: dict[Hashable, Record] = {}
         self.final: list[Record] = []
         self.skipped = 0
+        self.changed = 0
+        """Units whose record was computed from another input: redone (counted in no other field)."""
 
     # ---------------------------------------------------------------- life cycle
     def __enter__(self) -> ResumableJob:
@@ -163,14 +176,41 @@ class ResumableJob:
         record = self.existing.get(unit)
         return record is not None and self._done(record)
 
-    def pending(self, items: Iterable[T], unit: Callable[[T], Hashable]) -> list[T]:
-        """The items whose unit is not done yet; the others are counted in `skipped`."""
+    def pending(
+        self,
+        items: Iterable[T],
+        unit: Callable[[T], Hashable],
+        fingerprint: Callable[[T], str] | None = None,
+    ) -> list[T]:
+        """The items whose unit is not done yet; the others are counted in `skipped`.
+
+        With `fingerprint(item)` (the hash of what the unit is computed from), a finished
+        record whose stored hash differs is stale: its unit is redone (counted in `changed`)
+        or, with ``on_changed="refuse"``, the job stops here, before any work. (An unfinished
+        record is retried anyway, from the current input.)
+        """
         todo = []
+        stale: list[tuple[Hashable, Record]] = []
         for item in items:
-            if self.is_done(unit(item)):
+            key = unit(item)
+            record = self.existing.get(key)
+            if (
+                record is not None
+                and fingerprint is not None
+                and self._done(record)
+                and record.get(INPUT_HASH_KEY) != fingerprint(item)
+            ):
+                stale.append((key, record))
+                todo.append(item)
+            elif self.is_done(key):
                 self.skipped += 1
             else:
                 todo.append(item)
+        if stale and self.on_changed == "refuse":
+            key, record = stale[0]
+            where = f"{self.out} ({len(stale)} stale record{'s' if len(stale) > 1 else ''}, the first)"
+            raise ConfigError(stale_message(where, record.get("id", key), self._changed_what))
+        self.changed += len(stale)
         return todo
 
     def write(self, records: Sequence[Record]) -> None:
@@ -189,7 +229,15 @@ class ResumableJob:
             for item in iterator:
                 await handle(item, writer.put)
 
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(int(concurrency), max(1, len(items))))]
         try:
-            await asyncio.gather(*(worker() for _ in range(min(int(concurrency), max(1, len(items))))))
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # One worker's error (an endpoint that refuses every request) stops the others:
+            # nothing more is sent, and what finished is still written below.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         finally:
             await writer.close()

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from erv.errors import ConfigError, RecordError
+from erv.errors import ConfigError, ErvWarning, RecordError
 
 PathLike = str | os.PathLike[str]
 
@@ -35,12 +35,7 @@ def iter_json_records(path: PathLike, *, tolerate_torn_tail: bool = False) -> It
     killed writer leaves) with a warning; anywhere else a bad line is an error.
     """
     path = Path(path)
-    if not path.exists():
-        raise RecordError(f"{path}: file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordError(f"{path}: not UTF-8 text ({exc})") from None
+    text = read_text_file(path)
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
@@ -63,12 +58,28 @@ def iter_json_records(path: PathLike, *, tolerate_torn_tail: bool = False) -> It
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             if tolerate_torn_tail and torn_tail and number == len(lines):
-                warnings.warn(f"{where}: ignoring an incomplete last line (interrupted write)", stacklevel=2)
+                message = f"{where}: ignoring an incomplete last line (interrupted write)"
+                warnings.warn(message, ErvWarning, stacklevel=2)
                 return
             raise RecordError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(record, dict):
             raise RecordError(f"{where}: expected a JSON object, got {type(record).__name__}")
         yield where, record
+
+
+def read_text_file(path: PathLike) -> str:
+    """A UTF-8 text file (a leading byte-order mark is dropped); RecordError naming it otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise RecordError(f"{path}: file not found")
+    if path.is_dir():
+        raise RecordError(f"{path}: is a folder, expected a file")
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{path}: not UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_json_records(path: PathLike, *, allow_empty: bool = False) -> list[dict[str, Any]]:
@@ -84,8 +95,11 @@ def read_json_records(path: PathLike, *, allow_empty: bool = False) -> list[dict
 def atomic_write_text(path: PathLike, text: str) -> None:
     """Write `text` so that readers see the old file or the whole new one, never a part."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     try:
         # mkstemp creates 0600 files; keep the mode an ordinary write would give (an existing
         # file's mode, else 0666 less the umask) so collaborators can read the results.
@@ -101,11 +115,13 @@ def atomic_write_text(path: PathLike, text: str) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):  # a full disk, a folder where the file should go, ...
+            raise ConfigError(f"{path}: cannot write ({exc.strerror or exc})") from None
         raise
 
 
@@ -137,31 +153,59 @@ def _after_last_newline(fd: int, size: int, chunk: int = 1 << 16) -> int:
     return 0
 
 
+def lock_path_of(out: PathLike) -> Path:
+    """The lock file a job on `out` holds while it runs (removed when it ends)."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.lock")
+
+
 @contextlib.contextmanager
 def exclusive_output(out: PathLike, command: str) -> Iterator[None]:
     """Refuse a second job on the same output while this one runs (advisory lock file).
 
     Two resumable jobs appending to one file would each skip what the other has not yet
     written and duplicate records; the lock makes the second one stop with a clear message.
+    The lock file is removed when the job ends; it is unlinked while still locked, and a job
+    that locked a file that was unlinked meanwhile locks the new one instead, so two jobs can
+    never both hold "the" lock.
     """
     out = Path(out)
-    lock_path = out.with_name(f".{out.name}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+")
+    lock_path = lock_path_of(out)
     try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX: no locking
+        yield
+        return
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot create its folder ({exc.strerror or exc})") from None
+    while True:
         try:
-            import fcntl
-        except ImportError:  # pragma: no cover - non-POSIX: no locking
-            yield
-            return
+            handle = open(lock_path, "a+")
+        except OSError as exc:
+            raise ConfigError(f"{out}: cannot create the lock file {lock_path} ({exc.strerror or exc})") from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
+            handle.close()
             raise ConfigError(
                 f"{out}: another `{command}` is writing this file (lock {lock_path}); wait for it or use another --out"
             ) from None
+        try:
+            same = os.fstat(handle.fileno()).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        handle.close()  # the previous holder removed this file after we opened it: lock the new one
+    try:
         yield
     finally:
+        try:
+            os.unlink(lock_path)  # still holding the lock: nobody else can be using this file
+        except OSError:
+            pass
         handle.close()
 
 
@@ -184,6 +228,7 @@ class JsonlAppender:
             keep = _after_last_newline(self._fd, size)
             warnings.warn(
                 f"{self.path}: removing an incomplete last line left by an interrupted write ({size - keep} bytes)",
+                ErvWarning,
                 stacklevel=2,
             )
             os.ftruncate(self._fd, keep)

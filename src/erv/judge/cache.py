@@ -53,7 +53,7 @@ class ReplyCache:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise ConfigError(
                 f"{self.path}: cannot open the judge cache ({exc}); pass another --cache or --no-cache"
             ) from None

@@ -6,7 +6,8 @@
 
 Exit status of a judging run: 0 when every selected sample has a judgment or a
 no-explanation record, 1 when some API calls still failed (re-run the same command to
-retry only those), 2 for usage errors.
+retry only those), 2 for usage errors and for an endpoint that refuses every request (a
+wrong key, an unknown model: the run stops after the first such reply).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from erv.io.identity import ON_CHANGED
 from erv.judge.client import DEFAULT_MODEL, JudgeConfig, default_cache_path
 from erv.judge.prompts import EXPLANATION_PROMPT_VARIANTS
 
@@ -119,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also judge a <think> that is never closed (a truncated generation), as the released script does",
     )
+    parser.add_argument(
+        "--on-changed",
+        choices=ON_CHANGED,
+        default="redo",
+        help="an id of --out judged from another explanation than --predictions now holds: judge it again "
+        "(redo, default) or stop before any request (refuse)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -136,6 +145,7 @@ def _main_judge(argv: Sequence[str]) -> int:
         limit=args.limit,
         prompt_variant=args.prompt,
         allow_unclosed_think=args.allow_unclosed_think,
+        on_changed=args.on_changed,
         progress=False if args.no_progress else None,
     )
     if summary.errors:
@@ -143,11 +153,8 @@ def _main_judge(argv: Sequence[str]) -> int:
         for message, count in summary.errors.most_common(5):
             print(f"  {count} x {message}", file=sys.stderr)
         print("erv judge: re-run the same command to retry only the failed samples", file=sys.stderr)
-    print(
-        f"{args.out}: {summary.total} samples; out-of-taxonomy replies {summary.out_of_taxonomy}, "
-        f"without explanation {summary.no_explanation}, API failures {summary.api_errors}; "
-        f"requests sent {summary.requests}"
-    )
+    rejudged = f", {summary.changed} judged again (explanation changed)" if summary.changed else ""
+    print(f"{args.out}: {summary.file_line()}; this run: {summary.requests} requests sent{rejudged}")
     print(summary.line(), flush=True)
     return 1 if summary.api_errors else 0
 

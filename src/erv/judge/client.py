@@ -9,7 +9,13 @@ What it adds to the `openai` SDK:
 - a persistent cache of successful replies (:mod:`erv.judge.cache`);
 - secrets: the key is read from an environment variable only when the client is made, kept
   only inside the SDK client, and scrubbed (whole or any 8+ character fragment of it) from
-  every error message this module produces.
+  every text this module returns, stores or reports: replies (a server may echo the
+  `Authorization` header), cache entries and error messages;
+- failing early: errors no retry can fix (401/403 — a wrong key —, 404 — a wrong model or
+  path) are *fatal*: the first one is returned with `fatal=True` and every later call returns
+  it at once without sending anything, and the first request of a loop goes out alone, so a
+  wrong key costs one request instead of one per sample. An invalid `base_url` is refused
+  when the config is made.
 
 Event loops. An `AsyncOpenAI` client's connection pool belongs to the loop it was first used
 on; TRL runs async reward functions on its own loop in a background thread, and
@@ -24,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -80,6 +87,8 @@ class JudgeConfig:
             raise ConfigError("judge extra_body must be a JSON object")
         if not str(self.api_key_env).strip():
             raise ConfigError("api_key_env must name an environment variable")
+        if self.base_url is not None:
+            check_base_url(self.base_url)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -97,6 +106,8 @@ class JudgeReply:
     retries: int | None = None
     """Retries the SDK needed for a fresh success (0: first try); None if cached or failed."""
     finish_reason: str | None = None
+    fatal: bool = False
+    """An error no retry can fix (wrong key, unknown model or path): the caller should stop."""
 
     @property
     def ok(self) -> bool:
@@ -107,6 +118,25 @@ class JudgeReply:
 class _LoopState:
     client: Any  # openai.AsyncOpenAI
     semaphore: asyncio.Semaphore
+    opened: asyncio.Event
+    """Set once the first request of this loop has an answer: until then the others wait."""
+    probing: bool = False
+
+
+def check_base_url(url: str) -> str:
+    """An http(s) URL with a host; ConfigError otherwise (instead of one connection error per sample)."""
+    parsed = urllib.parse.urlparse(str(url).strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"--base-url {url!r} is not an http(s) URL (e.g. http://localhost:8000/v1)")
+    try:
+        parsed.port  # noqa: B018 - raises ValueError for a non-numeric port
+    except ValueError:
+        raise ConfigError(f"--base-url {url!r} has an invalid port") from None
+    return str(url).strip()
+
+
+# HTTP statuses no retry can fix for a whole endpoint: the key (401/403) or the model / path (404).
+FATAL_STATUSES = (401, 403, 404)
 
 
 class _Redactor:
@@ -166,6 +196,8 @@ class JudgeClient:
         self._lock = threading.Lock()
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self.requests_sent = 0  # replies not served from the cache (successes + failures)
+        self.fatal_error: str | None = None
+        """The first error no retry can fix; once set, no request is sent any more."""
 
     def __repr__(self) -> str:
         return f"JudgeClient(model={self.config.model!r}, base_url={self.config.base_url!r})"
@@ -218,7 +250,7 @@ class JudgeClient:
                     timeout=float(self.config.timeout),
                     max_retries=int(self.config.max_retries),
                 )
-                state = _LoopState(client, asyncio.Semaphore(int(self.config.concurrency)))
+                state = _LoopState(client, asyncio.Semaphore(int(self.config.concurrency)), asyncio.Event())
                 self._states[loop] = state
             return state
 
@@ -241,13 +273,33 @@ class JudgeClient:
         if self.cache is not None:
             hit = self.cache.get(request)
             if hit is not None:
-                return JudgeReply(hit, None, cached=True)
+                return JudgeReply(self._redact(hit), None, cached=True)
+        if self.fatal_error is not None:
+            return JudgeReply(None, self.fatal_error, fatal=True)
         state = self._state()
+        if not state.opened.is_set():
+            if state.probing:
+                await state.opened.wait()  # the first request of this loop tells whether the endpoint works
+                if self.fatal_error is not None:
+                    return JudgeReply(None, self.fatal_error, fatal=True)
+            else:
+                state.probing = True
+                try:
+                    return await self._send(state, request, accept)
+                finally:
+                    state.opened.set()
+        return await self._send(state, request, accept)
+
+    async def _send(
+        self, state: _LoopState, request: dict[str, Any], accept: Callable[[str], bool] | None
+    ) -> JudgeReply:
         kwargs = dict(request)
         extra_body = kwargs.pop("extra_body", None)
         if extra_body:
             kwargs["extra_body"] = extra_body
         async with state.semaphore:
+            if self.fatal_error is not None:
+                return JudgeReply(None, self.fatal_error, fatal=True)
             with self._lock:
                 self.requests_sent += 1
             try:
@@ -257,18 +309,32 @@ class JudgeClient:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # every API/transport/parse failure becomes a value
-                return JudgeReply(None, self.describe_error(exc))
-        choices = getattr(completion, "choices", None) or []
+                message = self.describe_error(exc)
+                if getattr(exc, "status_code", None) in FATAL_STATUSES:
+                    with self._lock:
+                        self.fatal_error = self.fatal_error or message
+                    return JudgeReply(None, message, fatal=True)
+                return JudgeReply(None, message)
+        if not hasattr(completion, "choices"):  # the SDK hands back the body as text when it is not JSON
+            return JudgeReply(None, self._not_json(raw, completion))
+        choices = completion.choices or []
         if not choices:
-            return JudgeReply(None, "the endpoint returned no choices")
+            return JudgeReply(None, "the endpoint's reply holds no choices (not a chat completion)")
         message = getattr(choices[0], "message", None)
         text = getattr(message, "content", None)
         finish = getattr(choices[0], "finish_reason", None)
         if not isinstance(text, str) or not text.strip():
             return JudgeReply(None, f"empty reply (finish_reason={finish})", finish_reason=finish)
+        text = self._redact(text)  # a server may echo the Authorization header: never store or show it
         if self.cache is not None and (accept is None or _accepts(accept, text)):
             self.cache.put(request, text)
         return JudgeReply(text, None, cached=False, retries=retries, finish_reason=finish)
+
+    def _not_json(self, raw: Any, body: Any) -> str:
+        response = getattr(raw, "http_response", None)
+        kind = response.headers.get("content-type", "no content-type") if response is not None else "unknown type"
+        snippet = " ".join(str(body if isinstance(body, str) else getattr(response, "text", "")).split())[:80]
+        return self._redact(f"the endpoint's reply is not JSON ({kind}): {snippet!r}; is --base-url the API's URL?")
 
     def describe_error(self, exc: BaseException) -> str:
         """One line naming the failure kind, with any trace of the key removed."""

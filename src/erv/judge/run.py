@@ -13,8 +13,17 @@ Guarantees (and how):
   judged without error (a reply, valid label or not), and asks again only for ids that failed
   or were never written. At the end the file is rewritten atomically with exactly one record
   per id, in predictions order: the successful one if any, else the last failure.
-- *No mixing.* Records carry the judge model, dataset and prompt variant; resuming a file
-  written with another of these is refused, as is a second job on the same file at once.
+- *Tied to what was judged.* Each record stores `input_hash`, a hash of the exact prompt sent
+  (the explanation, the prompt template and the dataset's emotion list). An id whose
+  explanation changed since it was judged is judged again (`on_changed="redo"`, the default)
+  or the run is refused before any request (`"refuse"`); `erv evaluate` and `erv judge
+  agreement` refuse a judgment whose hash does not match the prediction it is scored with.
+- *No mixing.* Records carry the judge model, its request settings, the dataset and the prompt
+  variant; resuming a file written with another of these is refused, as is a second job on the
+  same file at once, and predictions of another dataset than `--dataset`.
+- *Failing early.* Endpoint errors no retry can fix (a wrong key, an unknown model) stop the
+  run after the first request with one line, instead of being recorded for every sample; the
+  key is checked before anything is created.
 """
 
 from __future__ import annotations
@@ -28,15 +37,23 @@ from typing import Any
 
 from erv.data.completions import extract_think
 from erv.data.emotions import Taxonomy, get_taxonomy
-from erv.data.records import Prediction, parse_judgment, read_predictions
+from erv.data.ids import canonical_id
+from erv.data.records import Judgment, Prediction, check_dataset, parse_judgment, read_predictions
 from erv.errors import ConfigError
+from erv.io.identity import INPUT_HASH_KEY, content_hash, keep_record
 from erv.io.jobs import ResumableJob, progress_bar, run_sync
 from erv.io.jsonl import iter_json_records
-from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
+from erv.io.outputs import check_output_file
+from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply, read_api_key
 from erv.judge.prompts import EXPLANATION_PROMPT_VARIANTS, explanation_emotion_prompt, parse_emotion_reply
 
 NO_EXPLANATION = "no explanation: the response has no <think>…</think> text"
 EMPTY_EXPLANATION = "no explanation: the <think>…</think> text is empty"
+SETTINGS_KEY = "judge_settings"
+
+
+class JudgeEndpointError(ConfigError):
+    """The endpoint refuses every request (wrong key, unknown model or path): no retry can help."""
 
 
 @dataclass
@@ -54,14 +71,93 @@ class JudgeRunSummary:
     """Already judged without error by an earlier run."""
     out_of_taxonomy: int = 0
     """Replies (fresh or cached) that name no label of the taxonomy: stored as null."""
-    no_explanation: int = 0
     api_errors: int = 0
     requests: int = 0
     """Requests sent to the endpoint (each may include the SDK's retries)."""
     errors: Counter = field(default_factory=Counter)
+    changed: int = 0
+    """Ids judged before from another explanation: judged again (counted in judged/cached/failed too)."""
+    file_records: int = 0
+    """The output file after the run (all ids, not only this run's): records ..."""
+    file_judged: int = 0
+    """... judged with a label of the taxonomy, ..."""
+    file_out_of_taxonomy: int = 0
+    """... answered outside the taxonomy (stored as null), ..."""
+    file_no_explanation: int = 0
+    """... without an explanation, ..."""
+    file_api_failures: int = 0
+    """... and failed API calls (asked again by the next run)."""
 
     def line(self) -> str:
         return f"judged {self.judged} / cached {self.cached} / failed {self.failed} / skipped {self.skipped}"
+
+    def file_line(self) -> str:
+        return (
+            f"{self.file_records} samples in the file: judged {self.file_judged}, out-of-taxonomy replies "
+            f"{self.file_out_of_taxonomy}, without explanation {self.file_no_explanation}, API failures "
+            f"{self.file_api_failures}"
+        )
+
+    def count_file(self, records: list[dict[str, Any]]) -> None:
+        self.file_records = len(records)
+        for record in records:
+            error = record.get("error")
+            if error is None:
+                if record.get("explanation_emotion") is None:
+                    self.file_out_of_taxonomy += 1
+                else:
+                    self.file_judged += 1
+            elif str(error).startswith("no explanation"):
+                self.file_no_explanation += 1
+            else:
+                self.file_api_failures += 1
+
+
+# ---------------------------------------------------------------- what a judgment is tied to
+
+
+def explanation_of(pred: Prediction, allow_unclosed_think: bool = False) -> tuple[str | None, str | None]:
+    """`(explanation, None)` or `(None, why there is none)` for a prediction's response."""
+    explanation = extract_think(pred.response, allow_unclosed=allow_unclosed_think)
+    if explanation is None:
+        return None, NO_EXPLANATION
+    if not explanation.strip():
+        return None, EMPTY_EXPLANATION
+    return explanation, None
+
+
+def judge_input_hash(prompt: str | None, response: str) -> str:
+    """What a judgment is tied to: the prompt sent (explanation + template + emotion list), or,
+    for a response without explanation, the response itself."""
+    return content_hash("explanation-prompt", prompt) if prompt is not None else content_hash("response", response)
+
+
+def judge_settings_hash(config: JudgeConfig) -> str:
+    """The request settings that can change a judge's answer, besides the model and the prompt."""
+    return content_hash(config.temperature, config.max_tokens, config.extra_body, config.system)
+
+
+def judgment_is_current(pred: Prediction, judgment: Judgment, taxonomy: Taxonomy) -> bool:
+    """Whether `judgment` judged the explanation `pred` holds now (True when it stores no hash to check)."""
+    stored = judgment.extra.get(INPUT_HASH_KEY)
+    if stored is None:
+        return True
+    variant = judgment.extra.get("prompt") or "paper"
+    if variant not in EXPLANATION_PROMPT_VARIANTS:
+        return False
+    for lenient in (False, True):  # the judge may have run with --allow-unclosed-think
+        explanation, _ = explanation_of(pred, lenient)
+        prompt = explanation_emotion_prompt(explanation, taxonomy, variant=variant) if explanation else None
+        if judge_input_hash(prompt, pred.response) == stored:
+            return True
+    return False
+
+
+def stale_judgment_message(pred: Prediction, judgment: Judgment, predictions_path: object) -> str:
+    return (
+        f"{judgment.where}: the judgment of sample {judgment.id!r} was made for another explanation than "
+        f"{predictions_path} now holds ({pred.where}); re-run `erv judge` on these predictions to judge it again"
+    )
 
 
 # ---------------------------------------------------------------- output file helpers
@@ -75,12 +171,24 @@ def load_existing(
     prompt: str,
     known_ids: dict[str, int],
     predictions_path: str | os.PathLike[str],
+    expected: dict[str, str] | None = None,
+    settings: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Existing records of `out`, compacted to one per id; refuses files from another run setup."""
+    """Existing records of `out`, one per (canonical) id; refuses files from another run setup.
+
+    `expected` maps canonical ids to the input hash of their current explanation: a record
+    judged from that explanation beats a stale one (:func:`erv.io.identity.keep_record`).
+    """
     chosen: dict[str, dict[str, Any]] = {}
     if not out.exists() or out.stat().st_size == 0:
         return chosen
+    expected = expected or {}
     for where, record in iter_json_records(out, tolerate_torn_tail=True):
+        if "judge" not in record or "explanation_emotion" not in record:
+            raise ConfigError(
+                f"{where}: not a judgment record (no 'judge' / 'explanation_emotion'); is {out} the output of "
+                f"`erv judge`? Use another --out"
+            )
         if record.get("dataset") not in (None, taxonomy.name):  # before its labels are checked against ours
             raise ConfigError(
                 f"{where}: written for dataset {record.get('dataset')!r}, this run uses --dataset {taxonomy.name}; "
@@ -90,15 +198,20 @@ def load_existing(
         if judgment.judge != model:
             raise ConfigError(
                 f"{where}: sample {judgment.id!r} was judged by {judgment.judge!r}, this run uses --model {model!r}; "
-                f"judgments of two models must not be mixed in one file: use another --out, or delete {out} to "
-                f"start over"
+                f"judgments of two models must not be mixed in one file: use another --out"
             )
         if record.get("prompt") not in (None, prompt):
             raise ConfigError(
                 f"{where}: written with prompt variant {record.get('prompt')!r}, this run uses --prompt {prompt}; "
                 f"use another --out"
             )
-        if judgment.id not in known_ids:
+        if settings is not None and record.get(SETTINGS_KEY) not in (None, settings):
+            raise ConfigError(
+                f"{where}: written with other request settings (--temperature / --max-tokens / --extra-body) than "
+                f"this run's; judgments made with two settings must not be mixed in one file: use another --out"
+            )
+        key = canonical_id(judgment.id)
+        if key not in known_ids:
             raise ConfigError(
                 f"{where}: sample {judgment.id!r} is not in {predictions_path}; is {out} the judgment file of other "
                 f"predictions?"
@@ -107,15 +220,13 @@ def load_existing(
         record["id"] = judgment.id
         if judgment.explanation_emotion is not None:
             record["explanation_emotion"] = judgment.explanation_emotion
-        previous = chosen.get(judgment.id)
-        if previous is not None and previous.get("error") is None:
-            continue  # the first success stands; later records of this id are retries' leftovers
-        chosen[judgment.id] = record
+        keep_record(chosen, key, record, expected.get(key))
     return chosen
 
 
 def compact(records: dict[str, dict[str, Any]], order: dict[str, int]) -> list[dict[str, Any]]:
-    return sorted(records.values(), key=lambda r: order.get(r["id"], len(order)))
+    """The records in predictions order (`order` maps canonical ids to positions)."""
+    return sorted(records.values(), key=lambda r: order.get(canonical_id(r["id"]), len(order)))
 
 
 # ---------------------------------------------------------------- the job
@@ -130,6 +241,7 @@ def _record(
     emotion: str | None,
     raw: str | None,
     error: str | None,
+    input_hash: str,
     cached: bool = False,
     retries: int | None = None,
 ) -> dict[str, Any]:
@@ -143,6 +255,8 @@ def _record(
         "retries": retries,
         "dataset": taxonomy.name,
         "prompt": prompt,
+        INPUT_HASH_KEY: input_hash,
+        SETTINGS_KEY: judge_settings_hash(config),
     }
 
 
@@ -162,9 +276,7 @@ async def _judge_all(
         put(record)
         if record["error"] is not None:
             summary.failed += 1
-            if reply is None:
-                summary.no_explanation += 1
-            else:
+            if reply is not None:
                 summary.api_errors += 1
                 summary.errors[record["error"]] += 1
         else:
@@ -180,10 +292,19 @@ async def _judge_all(
 
     async def handle(item: tuple[Prediction, str | None, str | None], put: Callable[[dict[str, Any]], None]) -> None:
         pred, prompt, problem = item
+        input_hash = judge_input_hash(prompt, pred.response)
         if prompt is None:
-            account(_record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem), None, put)
+            record = _record(
+                pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem, input_hash=input_hash
+            )
+            account(record, None, put)
             return
         reply = await client.complete(prompt)
+        if reply.fatal:
+            raise JudgeEndpointError(
+                f"the endpoint refuses the requests: {reply.error}; check --base-url, --model and --api-key-env "
+                f"(nothing more was sent; re-run the same command once fixed)"
+            )
         if reply.ok:
             emotion = parse_emotion_reply(reply.text, taxonomy)
             record = _record(
@@ -194,11 +315,21 @@ async def _judge_all(
                 emotion=emotion,
                 raw=reply.text,
                 error=None,
+                input_hash=input_hash,
                 cached=reply.cached,
                 retries=reply.retries,
             )
         else:
-            record = _record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=reply.error)
+            record = _record(
+                pred,
+                config,
+                taxonomy,
+                prompt_variant,
+                emotion=None,
+                raw=None,
+                error=reply.error,
+                input_hash=input_hash,
+            )
         account(record, reply, put)
 
     try:
@@ -217,6 +348,7 @@ def run_judge(
     limit: int | None = None,
     prompt_variant: str = "paper",
     allow_unclosed_think: bool = False,
+    on_changed: str = "redo",
     progress: bool | None = None,
 ) -> JudgeRunSummary:
     """Judge every prediction's explanation into `out` (resuming it); returns the counts."""
@@ -227,47 +359,79 @@ def run_judge(
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     taxonomy = get_taxonomy(dataset)
-    out = Path(out)
+    out = check_output_file(out, inputs=(predictions,))
+    if config.cache is not None:
+        check_output_file(config.cache, "--cache", inputs=(predictions, out))
     all_predictions = read_predictions(predictions, taxonomy)
-    order = {p.id: i for i, p in enumerate(all_predictions)}
+    for pred in all_predictions:
+        check_dataset(pred.dataset, taxonomy, pred.where, pred.id)
+    order = {canonical_id(p.id): i for i, p in enumerate(all_predictions)}
+    prompts: dict[str, tuple[str | None, str | None]] = {}
+    expected: dict[str, str] = {}
+    for pred in all_predictions:
+        explanation, problem = explanation_of(pred, allow_unclosed_think)
+        prompt = explanation_emotion_prompt(explanation, taxonomy, variant=prompt_variant) if explanation else None
+        key = canonical_id(pred.id)
+        prompts[key] = (prompt, problem)
+        expected[key] = judge_input_hash(prompt, pred.response)
     selected = all_predictions[:limit] if limit is not None else all_predictions
     summary = JudgeRunSummary(total=len(selected))
+    if any(prompts[canonical_id(p.id)][0] is not None for p in selected):
+        read_api_key(config.api_key_env)  # before the output folder, the lock or the cache is created
 
     job = ResumableJob(
         out,
         "erv judge",
-        arrange=lambda records: compact({r["id"]: r for r in records}, order),
+        arrange=lambda records: compact({canonical_id(r["id"]): r for r in records}, order),
         load=lambda: load_existing(
-            out, taxonomy, model=config.model, prompt=prompt_variant, known_ids=order, predictions_path=predictions
+            out,
+            taxonomy,
+            model=config.model,
+            prompt=prompt_variant,
+            known_ids=order,
+            predictions_path=predictions,
+            expected=expected,
+            settings=judge_settings_hash(config),
         ).values(),
+        key=lambda record: canonical_id(record["id"]),
+        on_changed=on_changed,
+        changed_what="explanation",
     )
     with job:
         todo: list[tuple[Prediction, str | None, str | None]] = []
-        for pred in job.pending(selected, lambda p: p.id):
-            explanation = extract_think(pred.response, allow_unclosed=allow_unclosed_think)
-            if explanation is None:
-                todo.append((pred, None, NO_EXPLANATION))
-            elif not explanation.strip():
-                todo.append((pred, None, EMPTY_EXPLANATION))
-            else:
-                todo.append((pred, explanation_emotion_prompt(explanation, taxonomy, variant=prompt_variant), None))
+        pending = job.pending(selected, lambda p: canonical_id(p.id), lambda p: expected[canonical_id(p.id)])
+        for pred in pending:
+            prompt, problem = prompts[canonical_id(pred.id)]
+            todo.append((pred, prompt, problem))
         summary.skipped = job.skipped
+        summary.changed = job.changed
 
         client = JudgeClient(config) if any(prompt is not None for _, prompt, _ in todo) else None
         try:
             if client is not None:
-                run_sync(lambda: _judge_all(job, todo, client, taxonomy, prompt_variant, summary, progress))
-                summary.requests = client.requests_sent
+                try:
+                    run_sync(lambda: _judge_all(job, todo, client, taxonomy, prompt_variant, summary, progress))
+                finally:
+                    summary.requests = client.requests_sent
             elif todo:  # only samples without explanation: no endpoint needed
                 job.write(
                     [
-                        _record(pred, config, taxonomy, prompt_variant, emotion=None, raw=None, error=problem)
+                        _record(
+                            pred,
+                            config,
+                            taxonomy,
+                            prompt_variant,
+                            emotion=None,
+                            raw=None,
+                            error=problem,
+                            input_hash=judge_input_hash(None, pred.response),
+                        )
                         for pred, _, problem in todo
                     ]
                 )
                 summary.failed += len(todo)
-                summary.no_explanation += len(todo)
         finally:
             if client is not None:
                 client.close()
+    summary.count_file(job.final)
     return summary

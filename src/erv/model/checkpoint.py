@@ -34,7 +34,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from typing import Any
 import torch
 
 from erv.errors import ConfigError
+from erv.io.locations import resolve_model_location
 from erv.model.configuration import MODEL_TYPE, HumanOmniQwen2Config
 from erv.model.paths import ComponentPaths, resolve_components
 
@@ -55,31 +55,29 @@ AUDIO_PREFIX = "model.audio_tower."
 AUDIO_HEAD_PREFIXES = ("model.audio_tower.audio_tower.projector.", "model.audio_tower.audio_tower.classifier.")
 BERT_PREFIX = "model.bert_model."
 COMPRESSOR_PREFIX = "model.feature_compressor."
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 # --------------------------------------------------------------------------------- checkpoint folder
 def checkpoint_dir(path: str | os.PathLike[str]) -> Path:
-    """The local checkpoint folder for `path` (a folder, or a hub id found in / fetched to the HF cache)."""
+    """The local checkpoint folder for `path`: a folder, or a hub id (the local cache first, then fetched).
+
+    A missing folder fails at once, also when it looks like a hub id (`outputs/sft`), and an
+    offline hub id that is not cached too: :func:`erv.io.locations.resolve_model_location`.
+    """
     if not path:
         raise ConfigError("no checkpoint path given")
-    local = Path(path).expanduser()
+    location = resolve_model_location(path, "checkpoint")
+    local = Path(location)
     if local.is_dir():
         return local
-    if local.exists():
-        raise ConfigError(f"checkpoint {local} is a file; pass the checkpoint folder (with config.json)")
-    name = str(path)
-    if _HUB_ID.match(name) and not name.startswith("."):
-        try:
-            from huggingface_hub import snapshot_download
+    try:
+        from huggingface_hub import snapshot_download
 
-            return Path(snapshot_download(repo_id=name))
-        except Exception as exc:  # offline, unknown repo, no permission ...
-            raise ConfigError(
-                f"checkpoint folder {name} does not exist, and it could not be fetched as a hub "
-                f"repository ({type(exc).__name__}: {exc})"
-            ) from exc
-    raise ConfigError(f"checkpoint folder {local} does not exist")
+        return Path(snapshot_download(repo_id=location))
+    except Exception as exc:  # unknown repo, no permission, interrupted download ...
+        raise ConfigError(
+            f"checkpoint {location} could not be fetched from the hub ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def read_checkpoint_config(ckpt: Path) -> dict[str, Any]:

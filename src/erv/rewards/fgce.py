@@ -224,6 +224,8 @@ class FGCEReward:
             nonlocal cached
             parse = parse_fgce_classification if stage == "classify" else parse_fgce_score
             reply = await self.judge.complete(prompt, json_mode=self.json_mode, accept=parse)
+            if reply.fatal:  # a wrong key or model: every reward would be None, so stop the run here
+                raise ConfigError(f"FG-CE judge: the endpoint refuses the requests: {reply.error}")
             if not reply.ok:
                 return None, "failed", reply.error
             cached += reply.cached

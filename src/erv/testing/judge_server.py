@@ -12,7 +12,8 @@ order, so a test can predict what the server does whatever the client's concurre
   prompt only: an emotion of the list named in the prompt, or — for a configured fraction of
   prompts — a word outside the list or garbage text;
 - *whether the k-th request for a prompt fails* (429, 500, a hang longer than the client's
-  timeout, a malformed body) depends on the prompt and k, so retries of a prompt see fresh
+  timeout, a malformed body, an HTML page instead of JSON — a proxy's login page) depends on
+  the prompt and k, so retries of a prompt see fresh
   draws; `max_transient_faults` makes every later attempt succeed;
 - a configured fraction of prompts fails permanently (HTTP 500 on every attempt);
 - scripted `rules` (regex → reply or HTTP status) override all of this for the prompts they
@@ -40,6 +41,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from erv.errors import ConfigError
 
 # Words the server answers when it is told to step outside the prompt's emotion list.
 OUT_OF_LIST_WORDS: tuple[str, ...] = ("confusion", "boredom", "nostalgia", "curiosity", "awe")
@@ -96,6 +99,8 @@ class ServerConfig:
     hang_seconds: float = 30.0
     rate_malformed: float = 0.0
     """Requests answered 200 with a body that is not JSON."""
+    rate_html: float = 0.0
+    """Requests answered 200 with an HTML page (`text/html`), as a proxy or a wrong URL does."""
     rate_out_of_list: float = 0.0
     """Prompts (stable per prompt) answered with an emotion outside the prompt's list."""
     rate_garbage: float = 0.0
@@ -109,6 +114,8 @@ class ServerConfig:
     api_key: str | None = None
     """Bearer key the server requires; None accepts any. A wrong key gets a 401 whose body
     echoes the key it received (as some servers do) — clients must not leak it."""
+    echo_authorization: bool = False
+    """Deliberately hostile: append the `Authorization` header received to every 200 reply text."""
     labels: tuple[str, ...] | None = None
     """Emotion list to answer from; None: read it from the prompt ("... emotion in a, b, c.")."""
     model: str | None = None
@@ -269,6 +276,7 @@ class JudgeTestServer:
             ("500", cfg.rate_500),
             ("hang", cfg.rate_hang),
             ("malformed", cfg.rate_malformed),
+            ("html", cfg.rate_html),
         ):
             if draw < rate:
                 return name
@@ -421,7 +429,13 @@ class JudgeTestServer:
         if fault == "malformed":
             self._record(key, "malformed")
             return 200, {}, b'{"id": "chatcmpl-broken", "choices": [{"message": '
+        if fault == "html":
+            self._record(key, "html")
+            page = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in.</body></html>"
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, page
         text = self._reply_text(body)
+        if cfg.echo_authorization:
+            text = f"{text} (request authorised with: {authorization})"
         if fault is None:
             self._record(key, "ok")
         completion = {
@@ -497,9 +511,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet; and never print request lines or headers
 
     def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        headers = dict(headers)
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
             self.send_header("Content-Length", str(len(body)))
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -555,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, type=int, default=f.default)
         elif f.name in ("max_transient_faults", "retry_after_ms"):
             parser.add_argument(flag, type=int, default=f.default)
+        elif isinstance(f.default, bool):
+            parser.add_argument(flag, action="store_true")
         else:
             parser.add_argument(
                 flag,
@@ -579,17 +596,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_rules(path: str) -> tuple[tuple[str, str | int], ...]:
     """Rules for :attr:`ServerConfig.rules` from a JSON file: `[[regex, reply], ...]`."""
-    with open(path, encoding="utf-8") as handle:
-        data = json.load(handle)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the rules file ({exc.strerror or exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: the rules file is not JSON ({exc})") from None
     if not isinstance(data, list) or not all(
         isinstance(r, list) and len(r) == 2 and isinstance(r[0], str) and isinstance(r[1], (str, int)) for r in data
     ):
-        raise SystemExit(f"{path}: expected a JSON list of [regex, reply] pairs")
+        raise ConfigError(f"{path}: expected a JSON list of [regex, reply] pairs")
     for pattern, _ in data:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise SystemExit(f"{path}: bad regex {pattern!r}: {exc}") from None
+            raise ConfigError(f"{path}: bad regex {pattern!r}: {exc}") from None
     return tuple((p, r) for p, r in data)
 
 
@@ -599,6 +621,8 @@ def _interrupt(_signum: int, _frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be 0..65535 (0: any free port), got {args.port}")
     values = {
         f.name: getattr(args, f.name) for f in fields(ServerConfig) if f.name not in ("responder", "labels", "rules")
     }

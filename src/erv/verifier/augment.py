@@ -11,7 +11,11 @@ retries, a reply cache, failures as values):
 Both write JSONL records that :func:`erv.verifier.data.load_examples` reads directly
 (`{"id", "text", "labels", "raw", "error", "judge", ...}`), and both resume: records are
 appended as replies arrive (one whole fsynced line each), a re-run reads what is there and
-does only what is missing, and the file is rewritten atomically, compacted, at the end.
+does only what is missing, and the file is rewritten atomically, compacted, at the end. A
+pseudo-label record stores the hash of the prompt it answered (`input_hash`): an id whose
+explanation changed is labelled again (or the run refused, `on_changed="refuse"`). Records
+of another judge or dataset are refused, and an endpoint that refuses every request (wrong
+key, unknown model) stops the run after its first reply.
 
 Nothing is coerced. A pseudo-label reply that is not one or two labels of the taxonomy is kept
 with `labels: null` and its raw text (the importer skips and counts it); a failed call is kept
@@ -35,11 +39,15 @@ from typing import Any
 
 from erv.data.completions import extract_think
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.data.ids import canonical_id
 from erv.errors import ConfigError, RecordError, TaxonomyError
+from erv.io.identity import INPUT_HASH_KEY, content_hash, keep_record
 from erv.io.jobs import ResumableJob, progress_bar, run_sync
 from erv.io.jsonl import PathLike, iter_json_records, write_json
-from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply
+from erv.io.outputs import check_output_file
+from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply, read_api_key
 from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseudo_label_prompt
+from erv.judge.run import JudgeEndpointError, judge_settings_hash
 
 # The classes the paper complements to about 1K examples each (docs/reference.md §3).
 PAPER_RARE_CLASSES: tuple[str, ...] = ("disgust", "fear", "contempt", "disappointment", "neutral", "helplessness")
@@ -49,6 +57,14 @@ STALL_ROUNDS = 2  # a class whose rounds bring nothing new this many times in a 
 
 
 # ---------------------------------------------------------------- shared helpers
+
+
+def _stop_if_fatal(reply: JudgeReply) -> None:
+    if reply.fatal:
+        raise JudgeEndpointError(
+            f"the endpoint refuses the requests: {reply.error}; check --base-url, --model and --api-key-env "
+            f"(nothing more was sent; re-run the same command once fixed)"
+        )
 
 
 def _check_run_setup(where: str, record: dict[str, Any], out: Path, taxonomy: Taxonomy, model: str) -> None:
@@ -61,8 +77,7 @@ def _check_run_setup(where: str, record: dict[str, Any], out: Path, taxonomy: Ta
     if record.get("judge") != model:
         raise ConfigError(
             f"{where}: written by judge {record.get('judge')!r}, this run uses --model {model!r}; "
-            f"records of two judges must not be mixed in one file: use another --out, or delete {out} "
-            f"to start over"
+            f"records of two judges must not be mixed in one file: use another --out"
         )
 
 
@@ -100,6 +115,8 @@ class PseudoLabelSummary:
     """Per class over the whole output file (a two-label record counts for both)."""
     file_out_of_taxonomy: int = 0
     file_failed: int = 0
+    changed: int = 0
+    """Ids labelled before from another explanation: labelled again (counted in labelled/cached/failed too)."""
 
     def line(self) -> str:
         return f"labelled {self.labelled} / cached {self.cached} / failed {self.failed} / skipped {self.skipped}"
@@ -174,35 +191,52 @@ def _pseudo_record(
         "judge": config.model,
         "dataset": taxonomy.name,
         "cached": cached,
+        INPUT_HASH_KEY: pseudo_label_hash(item, taxonomy),
+        "judge_settings": judge_settings_hash(config),
     }
 
 
+def pseudo_label_hash(item: Explanation, taxonomy: Taxonomy) -> str:
+    """What a pseudo-label is tied to: the prompt sent (the explanation, Figure 6's text, the emotion list)."""
+    return content_hash("pseudo-label-prompt", pseudo_label_prompt(item.text, taxonomy))
+
+
 def _load_pseudo_labels(
-    out: Path, taxonomy: Taxonomy, model: str, known: dict[str, int], source: PathLike
+    out: Path,
+    taxonomy: Taxonomy,
+    config: JudgeConfig,
+    known: dict[str, int],
+    source: PathLike,
+    expected: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """One record per id from an existing output: the first success, else the last failure."""
+    """One record per id from an existing output: a current one over a stale one; the first success, else the
+    last failure (:func:`erv.io.identity.keep_record`)."""
     chosen: dict[str, dict[str, Any]] = {}
     if not out.exists() or out.stat().st_size == 0:
         return chosen
+    expected = expected or {}
+    settings = judge_settings_hash(config)
     for where, record in iter_json_records(out, tolerate_torn_tail=True):
-        _check_run_setup(where, record, out, taxonomy, model)
+        _check_run_setup(where, record, out, taxonomy, config.model)
+        if record.get("judge_settings") not in (None, settings):
+            raise ConfigError(
+                f"{where}: written with other request settings (--temperature / --max-tokens / --extra-body) than "
+                f"this run's; use another --out"
+            )
         rid = record.get("id")
-        if not isinstance(rid, str) or rid not in known:
+        if not isinstance(rid, str) or canonical_id(rid) not in known:
             raise ConfigError(f"{where}: sample {rid!r} is not in {source}; is {out} the output of another input?")
         labels = record.get("labels")
         if labels is not None and (
             not isinstance(labels, list) or any(normalize_label(label, taxonomy) == UNKNOWN for label in labels)
         ):
             raise RecordError(f"{where}: 'labels' must be null or a list of {taxonomy.name} labels, got {labels!r}")
-        previous = chosen.get(rid)
-        if previous is not None and previous.get("error") is None:
-            continue
-        chosen[rid] = record
+        keep_record(chosen, canonical_id(rid), record, expected.get(canonical_id(rid)))
     return chosen
 
 
 def _compact(records: dict[str, dict[str, Any]], order: dict[str, int]) -> list[dict[str, Any]]:
-    return sorted(records.values(), key=lambda r: order.get(r["id"], len(order)))
+    return sorted(records.values(), key=lambda r: order.get(canonical_id(r["id"]), len(order)))
 
 
 def count_labels(records: Iterable[dict[str, Any]], taxonomy: Taxonomy) -> dict[str, int]:
@@ -227,6 +261,7 @@ async def _pseudo_label_all(
 
     async def handle(item: Explanation, put: Callable[[dict[str, Any]], None]) -> None:
         reply = await client.complete(pseudo_label_prompt(item.text, taxonomy))
+        _stop_if_fatal(reply)
         if reply.ok:
             labels = parse_multi_emotion_reply(reply.text, taxonomy, max_labels=MAX_PSEUDO_LABELS)
             put(_pseudo_record(item, config, taxonomy, labels=labels, raw=reply.text, error=None, cached=reply.cached))
@@ -258,29 +293,37 @@ def run_pseudo_label(
     text_key: str | None = None,
     allow_unclosed_think: bool = False,
     limit: int | None = None,
+    on_changed: str = "redo",
     progress: bool | None = None,
 ) -> PseudoLabelSummary:
     """Pseudo-label every explanation of `source` into `out` (resuming it); returns the counts."""
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     taxonomy = get_taxonomy(dataset)
-    out = Path(out)
-    if out.resolve() == Path(source).resolve():
-        raise ConfigError(f"--out {out} is the input file; write the pseudo-labels elsewhere")
+    out = check_output_file(out, inputs=(source,))
+    if config.cache is not None:
+        check_output_file(config.cache, "--cache", inputs=(source, out))
     explanations, no_text = read_explanations(source, text_key=text_key, allow_unclosed_think=allow_unclosed_think)
-    order = {item.id: i for i, item in enumerate(explanations)}
+    order = {canonical_id(item.id): i for i, item in enumerate(explanations)}
+    expected = {canonical_id(item.id): pseudo_label_hash(item, taxonomy) for item in explanations}
     selected = explanations[:limit] if limit is not None else explanations
     summary = PseudoLabelSummary(total=len(selected), no_text=len(no_text))
+    if selected:
+        read_api_key(config.api_key_env)  # before the output folder, the lock or the cache is created
 
     job = ResumableJob(
         out,
         "erv verifier augment pseudo-label",
-        load=lambda: _load_pseudo_labels(out, taxonomy, config.model, order, source).values(),
-        arrange=lambda records: _compact({r["id"]: r for r in records}, order),
+        load=lambda: _load_pseudo_labels(out, taxonomy, config, order, source, expected).values(),
+        arrange=lambda records: _compact({canonical_id(r["id"]): r for r in records}, order),
+        key=lambda record: canonical_id(record["id"]),
+        on_changed=on_changed,
+        changed_what="explanation",
     )
     with job:
-        todo = job.pending(selected, lambda item: item.id)
+        todo = job.pending(selected, lambda item: canonical_id(item.id), lambda item: expected[canonical_id(item.id)])
         summary.skipped = job.skipped
+        summary.changed = job.changed
         client = JudgeClient(config) if todo else None
         try:
             if client is not None:
@@ -445,7 +488,7 @@ def resolve_classes(classes: Sequence[str] | None, taxonomy: Taxonomy) -> list[s
     for name in classes:
         label = normalize_label(name, taxonomy)
         if label == UNKNOWN:
-            raise TaxonomyError(f"--classes: {name!r} is not a {taxonomy.name} label ({taxonomy.prompt_list()})")
+            raise TaxonomyError(f"--classes: {name!r} is not {taxonomy.a_label} ({taxonomy.prompt_list()})")
         if label not in out:
             out.append(label)
     return out
@@ -471,6 +514,7 @@ async def _complement_round(
         label, draw, shots = request
         prompt = complement_prompt(label, [s.text for s in shots])
         reply: JudgeReply = await client.complete(prompt, seed=_draw(seed, label, draw) if request_seed else None)
+        _stop_if_fatal(reply)
         summary.requested += 1
         bar.update(1)
         if not reply.ok:
@@ -551,24 +595,24 @@ def run_complement(
             "without per-request seeds equal prompts are equal requests, and a reply cache would replay "
             "one sample for all of them: pass --no-cache with --no-request-seed"
         )
-    out = Path(out)
     if not data:
         raise ConfigError("--data: no training data given")
-    for path in data:
-        if Path(path).resolve() == out.resolve():
-            raise ConfigError(
-                f"--out {out} is also an input (--data); the complement file holds only new descriptions"
-            )
+    out = check_output_file(out, inputs=data)
+    check_output_file(draws_file(out), "the draw counters", inputs=data)
+    if config.cache is not None:
+        check_output_file(config.cache, "--cache", inputs=[*data, out])
     labels = resolve_classes(classes, taxonomy)
     if not labels:
         raise ConfigError(
-            f"no class to complement: none of {', '.join(PAPER_RARE_CLASSES)} is a {taxonomy.name} "
-            f"label; name them with --classes"
+            f"no class to complement: none of {', '.join(PAPER_RARE_CLASSES)} is {taxonomy.a_label}; "
+            f"name them with --classes"
         )
     examples = load_many(data, taxonomy, drop_unknown=drop_unknown_labels, report=ImportReport(), fmt=data_format)
     pools = _shot_pools(examples, labels)
     data_counts = Counter(label for ex in examples for label in ex.labels)
     summary = ComplementSummary(target=int(target), data_counts={label: data_counts.get(label, 0) for label in labels})
+    if any(data_counts.get(label, 0) < int(target) for label in labels):
+        read_api_key(config.api_key_env)  # before the output folder, the lock or the cache is created
 
     job = ResumableJob(
         out,

@@ -93,17 +93,21 @@ class PredictArguments:
     chunk_size: int = field(default=4096, metadata={"help": "Texts per progress step."})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1 ... (default: GPU if any)."})
     overwrite: bool = field(default=False, metadata={"help": "Start over instead of resuming an existing --out."})
+    on_changed: str = field(
+        default="redo",
+        metadata={
+            "help": "A text of --out whose input changed since it was scored: score it again (redo) or stop "
+            "before any work (refuse).",
+            "choices": ["redo", "refuse"],
+        },
+    )
+    no_progress: bool = field(default=False, metadata={"help": "No progress bar."})
 
 
 def _parse(dataclass_type: type, argv: Sequence[str], prog: str) -> Any:
-    from trl import TrlParser
+    from erv.io.recipes import parse_recipe
 
-    parser = TrlParser((dataclass_type,))
-    parser.prog = prog
-    try:
-        (args,) = parser.parse_args_and_config(list(argv))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    (args,) = parse_recipe((dataclass_type,), argv, prog)
     return args
 
 
@@ -113,8 +117,23 @@ def _require(args: Any, *names: str, prog: str) -> None:
         raise ConfigError(f"{prog}: missing " + ", ".join(f"--{n}" for n in missing))
 
 
+def check_decision_args(args: Any) -> None:
+    """Ranges of the label-set decision and batching options (a threshold of 2 selects nothing)."""
+    thresholds = [("--threshold", args.threshold)] + [("--sweep", t) for t in getattr(args, "sweep", None) or []]
+    for flag, value in thresholds:
+        if not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(f"{flag} {value} is outside [0, 1] (a probability threshold)")
+    if args.top_k is not None and int(args.top_k) < 1:
+        raise ConfigError(f"--top_k must be at least 1 (or unset), got {args.top_k}")
+    for flag in ("batch_size", "chunk_size"):
+        value = getattr(args, flag, None)
+        if value is not None and int(value) < 1:
+            raise ConfigError(f"--{flag} must be at least 1, got {value}")
+
+
 def run_data(argv: Sequence[str]) -> int:
     from erv.io.jsonl import write_json
+    from erv.io.outputs import check_output_file
     from erv.verifier.data import (
         ImportReport,
         format_counts,
@@ -126,6 +145,11 @@ def run_data(argv: Sequence[str]) -> int:
 
     args = _parse(DataArguments, argv, "erv verifier data")
     _require(args, "inputs", "out", prog="erv verifier data")
+    inputs = [*args.inputs, args.predictions]
+    check_output_file(args.out, "--out", inputs=inputs)
+    for flag, path in (("--eval_out", args.eval_out), ("--summary_json", args.summary_json)):
+        if path:
+            check_output_file(path, flag, inputs=[*inputs, args.out])
     report = ImportReport()
     examples = load_many(
         args.inputs,
@@ -138,6 +162,11 @@ def run_data(argv: Sequence[str]) -> int:
         label_column=args.label_column,
         id_column=args.id_column,
     )
+    if not examples:
+        raise ConfigError(
+            f"erv verifier data: no example in {', '.join(map(str, args.inputs))} ({report.summary()}); "
+            f"nothing written"
+        )
     held_out: list = []
     if args.eval_out:
         examples, held_out = train_eval_split(examples, args.eval_fraction, args.split_seed)
@@ -164,11 +193,11 @@ def run_data(argv: Sequence[str]) -> int:
     return 0
 
 
-def _load_verifier(args: Any) -> Any:
+def _load_verifier(args: Any, location: str | None = None) -> Any:
     from erv.verifier.model import Verifier
 
     return Verifier.from_pretrained(
-        args.model,
+        location or args.model,
         taxonomy=args.taxonomy,
         head_layout=args.head_layout,
         batch_size=args.batch_size,
@@ -178,12 +207,18 @@ def _load_verifier(args: Any) -> Any:
 
 def run_eval(argv: Sequence[str]) -> int:
     from erv.io.jsonl import write_json
+    from erv.io.locations import resolve_model_location
+    from erv.io.outputs import check_output_file
     from erv.verifier.data import ImportReport, load_many
     from erv.verifier.eval import EvalSettings, evaluate_verifier, format_report
 
     args = _parse(EvalArguments, argv, "erv verifier eval")
     _require(args, "model", "data", prog="erv verifier eval")
-    verifier = _load_verifier(args)
+    check_decision_args(args)
+    if args.json:
+        check_output_file(args.json, "--json", inputs=args.data)
+    location = resolve_model_location(args.model, "verifier")
+    verifier = _load_verifier(args, location)
     taxonomy = verifier.resolve_taxonomy(args.taxonomy)
     report = ImportReport()
     examples = load_many(
@@ -205,57 +240,33 @@ def run_eval(argv: Sequence[str]) -> int:
 
 
 def run_predict(argv: Sequence[str]) -> int:
-    """Resumable: records are appended chunk by chunk; a re-run skips ids already in --out."""
-    from pathlib import Path
-
-    from tqdm import tqdm
-
-    from erv.io.jsonl import JsonlAppender, iter_json_records
-    from erv.verifier.data import iter_texts
-    from erv.verifier.predict import select_label_sets
+    """Resumable: each text's record is tied to its text and to the verifier (erv.verifier.predict_file)."""
+    from erv.io.locations import resolve_model_location
+    from erv.io.outputs import check_output_file
+    from erv.verifier.predict_file import predict_file, read_rows
 
     args = _parse(PredictArguments, argv, "erv verifier predict")
     _require(args, "model", "input", "out", prog="erv verifier predict")
-    rows = [
-        (rid if rid is not None else where, text)
-        for where, rid, text in iter_texts(args.input, text_key=args.text_key)
-    ]
-    ids = [rid for rid, _ in rows]
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"{args.input}: ids are not unique, so results could not be matched on resume")
-    out_path = Path(args.out)
-    if args.overwrite and out_path.exists():
-        out_path.unlink()
-    done: set[str] = set()
-    if out_path.exists():
-        done = {str(record.get("id")) for _, record in iter_json_records(out_path, tolerate_torn_tail=True)}
-    todo = [(rid, text) for rid, text in rows if rid not in done]
-    verifier = _load_verifier(args)
-    columns = verifier.columns(args.taxonomy)
-    written = 0
-    with (
-        JsonlAppender(out_path) as sink,
-        tqdm(total=len(todo), desc="verifier predict", unit="text", disable=None) as progress,
-    ):
-        for start in range(0, len(todo), max(args.chunk_size, 1)):
-            chunk = todo[start : start + args.chunk_size]
-            probs = verifier.predict_proba([text for _, text in chunk])
-            selected = select_label_sets(probs, args.threshold, args.top_k, args.at_least_one)
-            sink.append_many(
-                {
-                    "id": rid,
-                    "text": text,
-                    "labels": [label for label, col in columns.items() if sel[col]],
-                    "probs": {label: round(p[col], 6) for label, col in columns.items()},
-                }
-                for (rid, text), p, sel in zip(chunk, probs.tolist(), selected.tolist(), strict=True)
-            )
-            written += len(chunk)
-            progress.update(len(chunk))
-    print(
-        f"erv verifier predict: done: {written} texts scored, {len(rows) - len(todo)} already in {args.out} "
-        f"(skipped), 0 failed"
+    check_decision_args(args)
+    out = check_output_file(args.out, inputs=(args.input,))
+    location = resolve_model_location(args.model, "verifier")
+    rows = read_rows(args.input, text_key=args.text_key)
+    verifier = _load_verifier(args, location)
+    summary = predict_file(
+        verifier,
+        rows,
+        out,
+        model_location=location,
+        taxonomy=args.taxonomy,
+        threshold=args.threshold,
+        top_k=args.top_k,
+        at_least_one=args.at_least_one,
+        chunk_size=args.chunk_size,
+        on_changed=args.on_changed,
+        overwrite=args.overwrite,
+        progress=False if args.no_progress else None,
     )
+    print(summary.line())
     return 0
 
 
@@ -292,6 +303,13 @@ def build_pseudo_label_parser() -> argparse.ArgumentParser:
         help="also label a <think> that is never closed (a truncated generation)",
     )
     parser.add_argument("--limit", type=int, default=None, help="label only the first N explanations")
+    parser.add_argument(
+        "--on-changed",
+        choices=("redo", "refuse"),
+        default="redo",
+        help="an id of --out labelled from another explanation than the input now holds: label it again "
+        "(redo, default) or stop before any request (refuse)",
+    )
     parser.add_argument("--summary-json", default=None, help="also write the counts as JSON here")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -362,6 +380,7 @@ def run_pseudo_label_command(argv: Sequence[str]) -> int:
     from dataclasses import asdict
 
     from erv.io.jsonl import write_json
+    from erv.io.outputs import check_output_file
     from erv.judge.cli import judge_config_from_args
     from erv.verifier.augment import run_pseudo_label
     from erv.verifier.data import format_counts
@@ -370,6 +389,8 @@ def run_pseudo_label_command(argv: Sequence[str]) -> int:
     args = build_pseudo_label_parser().parse_args(argv)
     config = judge_config_from_args(args, args.out)
     source = args.predictions or args.explanations
+    if args.summary_json:
+        check_output_file(args.summary_json, "--summary-json", inputs=(source, args.out))
     summary = run_pseudo_label(
         source,
         args.dataset,
@@ -378,6 +399,7 @@ def run_pseudo_label_command(argv: Sequence[str]) -> int:
         text_key=args.text_key,
         allow_unclosed_think=args.allow_unclosed_think,
         limit=args.limit,
+        on_changed=args.on_changed,
         progress=False if args.no_progress else None,
     )
     _print_errors(command, summary.errors, summary.failed)
@@ -390,6 +412,7 @@ def run_pseudo_label_command(argv: Sequence[str]) -> int:
         f"{args.out}: {summary.total} explanations with text, {summary.no_text} without (not sent); "
         f"outside the taxonomy {summary.file_out_of_taxonomy} (kept with labels null), failed {summary.file_failed}; "
         f"requests sent {summary.requests}"
+        + (f", {summary.changed} labelled again (explanation changed)" if summary.changed else "")
     )
     print(f"per class: {format_counts(summary.label_counts)}")
     if args.summary_json:
@@ -404,12 +427,15 @@ def run_complement_command(argv: Sequence[str]) -> int:
     from dataclasses import asdict
 
     from erv.io.jsonl import write_json
+    from erv.io.outputs import check_output_file
     from erv.judge.cli import judge_config_from_args
     from erv.verifier.augment import run_complement
 
     command = "erv verifier augment complement"
     args = build_complement_parser().parse_args(argv)
     config = judge_config_from_args(args, args.out)
+    if args.summary_json:
+        check_output_file(args.summary_json, "--summary-json", inputs=[*args.data, args.out])
     summary = run_complement(
         args.data,
         args.dataset,
@@ -488,8 +514,13 @@ def main(argv: Sequence[str]) -> int:
         return 2
     if name not in ("train", "augment"):  # augment: the HTTP client logs every request at INFO
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if name == "train":
-        from erv.verifier.train import main as train_main
+    if name in ("data", "augment"):  # no torch work
+        return {"data": run_data, "augment": run_augment}[name](rest)
+    from erv.io.threads import cli_torch_threads
 
-        return train_main(rest)
-    return {"data": run_data, "eval": run_eval, "predict": run_predict, "augment": run_augment}[name](rest)
+    with cli_torch_threads():
+        if name == "train":
+            from erv.verifier.train import main as train_main
+
+            return train_main(rest)
+        return {"eval": run_eval, "predict": run_predict}[name](rest)

@@ -18,6 +18,7 @@ is counted and the counts are reported. Nothing is mapped to a nearby class.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 from collections import Counter, defaultdict
@@ -27,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
+from erv.data.ids import canonical_id
 from erv.data.records import read_predictions
 from erv.errors import ConfigError, RecordError
-from erv.io.jsonl import PathLike, iter_json_records, write_jsonl
+from erv.io.jsonl import PathLike, iter_json_records, read_text_file, write_jsonl
 
 FORMATS: tuple[str, ...] = ("auto", "jsonl", "emer", "merr", "judge")
 
@@ -108,7 +110,7 @@ class LabelNormalizer:
             if label == UNKNOWN:
                 if not self.drop_unknown:
                     raise RecordError(
-                        f"{where}: label {raw!r} is not a {self.taxonomy.name} label "
+                        f"{where}: label {raw!r} is not {self.taxonomy.a_label} "
                         f"({self.taxonomy.prompt_list()}); use --drop-unknown-labels to drop such "
                         f"labels (they are counted and reported)"
                     )
@@ -166,9 +168,11 @@ def _example(
 def read_jsonl_examples(
     path: PathLike, norm: LabelNormalizer, *, text_key: str = "text", labels_key: str = "labels"
 ) -> list[TextExample]:
-    """The canonical `{"text", "labels"}` file (JSONL or a JSON list)."""
+    """The canonical `{"text", "labels"}` file (JSONL or a JSON list); a file with no record is an error."""
     out = []
+    records = 0
     for where, record in iter_json_records(path):
+        records += 1
         if text_key not in record:
             raise RecordError(f"{where}: missing key {text_key!r}")
         if labels_key not in record:
@@ -178,6 +182,8 @@ def read_jsonl_examples(
         ex = _example(norm, text, record[labels_key], where, None if rid is None else str(rid))
         if ex is not None:
             out.append(ex)
+    if not records:
+        raise RecordError(f"{path}: file holds no records")
     return out
 
 
@@ -217,11 +223,10 @@ def read_emer_csv(
 ) -> list[TextExample]:
     """EMER-style CSV: a reason/description column and a (possibly multi-) label column."""
     path = Path(path)
-    if not path.is_file():
-        raise RecordError(f"{path}: file not found")
     out = []
     rows = 0
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    text = read_text_file(path)
+    with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle)
         try:
             header = next(reader)
@@ -252,10 +257,8 @@ def read_merr_fine(
 ) -> list[TextExample]:
     """MERR-fine: `{sample_id: {"pseu_emotion": ..., "smp_reason_caption": ...}, ...}`."""
     path = Path(path)
-    if not path.is_file():
-        raise RecordError(f"{path}: file not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text_file(path))
     except json.JSONDecodeError as exc:
         raise RecordError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
     if not isinstance(data, dict):
@@ -291,7 +294,7 @@ def read_judge_pseudo_labels(
 
     think_by_id: dict[str, str | None] = {}
     if predictions is not None:
-        think_by_id = {p.id: extract_think(p.response) for p in read_predictions(predictions)}
+        think_by_id = {canonical_id(p.id): extract_think(p.response) for p in read_predictions(predictions)}
     keys = (text_key,) if text_key else JUDGE_TEXT_KEYS
     out = []
     for where, record in iter_json_records(path, tolerate_torn_tail=True):
@@ -327,9 +330,9 @@ def read_judge_pseudo_labels(
                     f"{where}: no explanation text (keys {', '.join(keys)}); pass the "
                     f"predictions file to take the <think> text from"
                 )
-            if rid not in think_by_id:
+            if rid is None or canonical_id(rid) not in think_by_id:
                 raise RecordError(f"{where}: id {rid!r} is not in {predictions}")
-            text = (think_by_id[rid] or "").strip()
+            text = (think_by_id[canonical_id(rid)] or "").strip()
             if not text:
                 norm.report.skipped["prediction without <think>"] += 1
                 continue
@@ -344,13 +347,11 @@ def detect_format(path: PathLike) -> str:
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return "emer"
-    if not path.is_file():
-        raise RecordError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as handle:
-        head = handle.read(4096).lstrip()
+    text = read_text_file(path)
+    head = text[:4096].lstrip()
     if head.startswith("["):  # a JSON list: look at its first record
         try:
-            records = json.loads(path.read_text(encoding="utf-8"))
+            records = json.loads(text)
         except json.JSONDecodeError:
             return "jsonl"  # let the reader report the error with its location
         first = records[0] if isinstance(records, list) and records else None
@@ -480,8 +481,6 @@ def train_eval_split(
 def iter_texts(path: PathLike, *, text_key: str = "text") -> Iterator[tuple[str, str | None, str]]:
     """`(location, id, text)` from a JSONL/JSON file with `text_key`, or a plain text file (one per line)."""
     path = Path(path)
-    if not path.is_file():
-        raise RecordError(f"{path}: file not found")
     if path.suffix.lower() in (".jsonl", ".json"):
         for where, record in iter_json_records(path):
             if text_key not in record:
@@ -492,8 +491,7 @@ def iter_texts(path: PathLike, *, text_key: str = "text") -> Iterator[tuple[str,
             rid = record.get("id")
             yield where, None if rid is None else str(rid), value
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\n")
-            if line.strip():
-                yield f"{path}:{number}", None, line
+    for number, line in enumerate(read_text_file(path).split("\n"), start=1):
+        line = line.rstrip("\r")
+        if line.strip():
+            yield f"{path}:{number}", None, line

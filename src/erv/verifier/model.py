@@ -138,10 +138,6 @@ def _token_limit(config: Any, tokenizer: Any, requested: int | None) -> int:
     return int(min(limits)) if limits else 512
 
 
-def _looks_like_hub_id(name: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name)) and not name.startswith((".", "/"))
-
-
 class Verifier:
     """A frozen emotion classifier that scores many texts at once.
 
@@ -208,21 +204,20 @@ class Verifier:
         device: str | torch.device | None = None,
         **kwargs: Any,
     ) -> Verifier:
-        """Load a `save_pretrained` sequence-classification directory (or a hub id in the local cache)."""
+        """Load a `save_pretrained` sequence-classification directory, or a hub id (the local cache first).
+
+        A missing folder fails at once, also when it looks like a hub id (`outputs/verifier`):
+        :func:`erv.io.locations.resolve_model_location`.
+        """
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from erv.io.locations import resolve_model_location
+
         location = str(path)
-        local = Path(location).expanduser()
-        if local.is_dir():
-            if not (local / "config.json").is_file():
-                raise ConfigError(f"verifier directory {local} has no config.json (not a save_pretrained directory)")
-            source = str(local)
-        elif local.exists():
-            raise ConfigError(f"verifier {local} is a file; expected a save_pretrained directory")
-        elif _looks_like_hub_id(location):
-            source = location
-        else:
-            raise ConfigError(f"verifier directory {local} does not exist")
+        source = resolve_model_location(location, "verifier")
+        local = Path(source)
+        if local.is_dir() and not (local / "config.json").is_file():
+            raise ConfigError(f"verifier directory {local} has no config.json (not a save_pretrained directory)")
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype) if dtype != "auto" else None
         try:
@@ -315,7 +310,7 @@ class Verifier:
             if not columns:
                 raise ConfigError(
                     f"verifier {self.name}: none of its head labels ({', '.join(self.layout.labels[:12])}"
-                    f"{', ...' if self.num_labels > 12 else ''}) maps to a {tax.name} label "
+                    f"{', ...' if self.num_labels > 12 else ''}) maps to {tax.a_label} "
                     f"({tax.prompt_list()})"
                 )
             missing = [label for label in tax.labels if label not in columns]

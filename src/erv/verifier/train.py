@@ -211,9 +211,16 @@ def load_backbone(
     """The tokenizer and a sequence classifier with the requested head (fresh if the labels differ)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    source = model_args.model_name_or_path
+    from erv.io.locations import resolve_model_location
+
+    source = resolve_model_location(model_args.model_name_or_path, "model_name_or_path")
+    tokenizer_source = (
+        resolve_model_location(model_args.tokenizer_name_or_path, "tokenizer_name_or_path")
+        if model_args.tokenizer_name_or_path
+        else source
+    )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name_or_path or source)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
         base_config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load backbone {source!r}: {str(exc).splitlines()[0]}") from None
@@ -258,6 +265,47 @@ def compute_metrics_for(columns: dict[str, int]):
     return compute
 
 
+RUN_FINGERPRINT_FILE = "erv_run.json"
+
+
+def run_fingerprint(model_args: VerifierModelArguments, taxonomy: Taxonomy, examples: Sequence[TextExample]) -> dict:
+    """What a training run's checkpoints were computed from: the backbone, the head and the data."""
+    from erv.io.identity import content_hash
+
+    name = str(model_args.model_name_or_path)
+    local = Path(name).expanduser()
+    return {
+        "model_name_or_path": str(local.resolve()) if local.is_dir() else name,
+        "head": model_args.head,
+        "taxonomy": taxonomy.name,
+        "max_length": model_args.max_length,
+        "train_data_hash": content_hash([(ex.text, list(ex.labels)) for ex in examples]),
+        "train_examples": len(examples),
+    }
+
+
+def check_resume_matches(output_dir: str | None, current: dict, resume: str | None) -> None:
+    """Resuming a checkpoint of another backbone, head or training set would mix two runs: refuse."""
+    if resume is None or output_dir is None:
+        return
+    saved_path = Path(output_dir) / RUN_FINGERPRINT_FILE
+    if not saved_path.is_file():
+        return  # written by an older version: nothing to compare
+    import json
+
+    try:
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return
+    differs = [key for key in current if key in saved and saved[key] != current[key]]
+    if differs:
+        raise ConfigError(
+            f"resume_from_checkpoint: {output_dir} holds a run with another {', '.join(differs)} "
+            f"({saved_path}); resuming would mix two runs: use another output_dir, or resume with the same "
+            f"model and data"
+        )
+
+
 def _resume_checkpoint(training_args: TrainingArguments) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -278,12 +326,20 @@ def train_verifier(
     """Load data, fine-tune, save the model + tokenizer and an evaluation report in output_dir."""
     from transformers import Trainer
 
+    from erv.io.locations import resolve_model_location
+    from erv.io.outputs import check_output_dir
     from erv.verifier.eval import EvalSettings, evaluate_verifier
     from erv.verifier.model import Verifier
 
     taxonomy = get_taxonomy(data_args.taxonomy)
     if not data_args.train_files:
         raise ConfigError("no training data: set train_files in the recipe or pass --train_files FILE ...")
+    # Everything that can be checked without the data is checked before it is read and split.
+    head_labels, columns = head_targets(model_args.head, taxonomy)
+    resolve_model_location(model_args.model_name_or_path, "model_name_or_path")
+    if model_args.tokenizer_name_or_path:
+        resolve_model_location(model_args.tokenizer_name_or_path, "tokenizer_name_or_path")
+    check_output_dir(training_args.output_dir, "output_dir")
     report = ImportReport()
     examples = load_many(
         data_args.train_files,
@@ -303,13 +359,16 @@ def train_verifier(
         )
     else:
         train_examples, eval_examples = train_eval_split(examples, data_args.eval_fraction, data_args.split_seed)
+    if not examples:
+        raise ConfigError(f"no training examples in {', '.join(map(str, data_args.train_files))} ({report.summary()})")
     if not train_examples:
         raise ConfigError("no training examples left after the split")
     counts = label_counts(train_examples, taxonomy)
     logger.info("verifier data: %s", report.summary())
     logger.info("training examples per class: %s", format_counts(counts))
 
-    head_labels, columns = head_targets(model_args.head, taxonomy)
+    resume = _resume_checkpoint(training_args)
+    check_resume_matches(training_args.output_dir, run_fingerprint(model_args, taxonomy, train_examples), resume)
     model, tokenizer = load_backbone(model_args, head_labels, taxonomy)
     train_set = MultiLabelDataset(train_examples, tokenizer, columns, len(head_labels), model_args.max_length)
     eval_set = (
@@ -327,6 +386,7 @@ def train_verifier(
     main_process = training_args.process_index == 0
     if main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        write_json(output_dir / RUN_FINGERPRINT_FILE, run_fingerprint(model_args, taxonomy, train_examples))
         write_examples(output_dir / "train_examples.jsonl", train_examples)
         if eval_examples:
             write_examples(output_dir / "eval_examples.jsonl", eval_examples)
@@ -340,7 +400,7 @@ def train_verifier(
         processing_class=tokenizer,
         compute_metrics=compute_metrics_for(columns),
     )
-    trainer.train(resume_from_checkpoint=_resume_checkpoint(training_args))
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(output_dir))
     trainer.save_state()
 
@@ -392,14 +452,11 @@ def parse_train_args(
     argv: Sequence[str],
 ) -> tuple[VerifierModelArguments, VerifierDataArguments, VerifierTrainingArguments]:
     """`--config recipe.yaml` plus `--key value` overrides (TRL's parser)."""
-    from trl import TrlParser
+    from erv.io.recipes import parse_recipe
 
-    parser = TrlParser((VerifierModelArguments, VerifierDataArguments, VerifierTrainingArguments))
-    parser.prog = "erv verifier train"
-    try:
-        model_args, data_args, training_args = parser.parse_args_and_config(list(argv))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    model_args, data_args, training_args = parse_recipe(
+        (VerifierModelArguments, VerifierDataArguments, VerifierTrainingArguments), argv, "erv verifier train"
+    )
     return model_args, data_args, training_args
 
 

@@ -1,0 +1,63 @@
+"""TRL-style recipe arguments (`--config recipe.yaml` plus `--key value` overrides) with one-line errors.
+
+TRL's parser reads the YAML with tracebacks for the common mistakes: a missing or misspelt
+recipe file (FileNotFoundError), a folder, a YAML syntax error, unknown keys. Here the recipe
+file is checked first and every such failure is a :class:`ConfigError` naming the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from erv.errors import ConfigError
+
+
+def _config_paths(argv: Sequence[str]) -> list[str]:
+    paths = []
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            paths.append(argv[i + 1])
+        elif arg.startswith("--config="):
+            paths.append(arg.split("=", 1)[1])
+    return paths
+
+
+def check_recipe_file(path: str) -> None:
+    """The recipe must be a readable YAML file holding a mapping of field names to values."""
+    import yaml
+
+    recipe = Path(path).expanduser()
+    if not recipe.exists():
+        raise ConfigError(f"--config {path}: recipe file not found")
+    if recipe.is_dir():
+        raise ConfigError(f"--config {path}: is a folder, expected a YAML file")
+    try:
+        data = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config {path}: not UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{line}: invalid YAML ({problem})") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a YAML mapping of field: value, got {type(data).__name__}")
+
+
+def parse_recipe(dataclass_types: Sequence[type], argv: Sequence[str], prog: str) -> tuple[Any, ...]:
+    """The dataclasses filled from the recipe and the command line (TRL's `TrlParser`)."""
+    from trl import TrlParser
+
+    argv = list(argv)
+    for path in _config_paths(argv):
+        check_recipe_file(path)
+    parser = TrlParser(tuple(dataclass_types))
+    parser.prog = prog
+    try:
+        return tuple(parser.parse_args_and_config(argv))
+    except ValueError as exc:
+        raise ConfigError(str(exc).splitlines()[0] if str(exc) else f"{prog}: invalid arguments") from None
