@@ -299,9 +299,9 @@ class HumanOmniQwen2Model(Qwen2Model):
         `attention_mask` is a 2-D padding mask over `input_ids`, or a 4-D mask (batch, 1, query,
         key) over the *expanded* sequence for layouts a causal mask cannot express, such as one
         prompt shared by several completions (then `position_ids`, also over the expanded
-        sequence, are required). The splice happens here rather than in the LM head's forward, so that anything calling the
-        backbone alone (TRL's fused log-prob head calls `model.base_model`) sees the multimodal
-        sequence. `labels` (over `input_ids`) are expanded like the ids and returned, with the
+        sequence, are required). The splice happens here rather than in the LM head's forward, so
+        that anything calling the backbone alone (TRL's fused log-prob head calls
+        `model.base_model`) sees the multimodal sequence. `labels` (over `input_ids`) are expanded like the ids and returned, with the
         expanded `attention_mask`, so callers can align per-token values with them.
         """
         media = (pixel_values_videos, audio_input_features, video_tower_features, audio_tower_features)
