@@ -301,8 +301,9 @@ class HumanOmniQwen2Model(Qwen2Model):
         prompt shared by several completions (then `position_ids`, also over the expanded
         sequence, are required). The splice happens here rather than in the LM head's forward, so
         that anything calling the backbone alone (TRL's fused log-prob head calls
-        `model.base_model`) sees the multimodal sequence. `labels` (over `input_ids`) are expanded like the ids and returned, with the
-        expanded `attention_mask`, so callers can align per-token values with them.
+        `model.base_model`) sees the multimodal sequence. `labels` (over `input_ids`) are expanded
+        like the ids and returned, with the expanded `attention_mask`, so callers can align
+        per-token values with them.
         """
         media = (pixel_values_videos, audio_input_features, video_tower_features, audio_tower_features)
         multimodal = any(x is not None for x in media)
