@@ -1,4 +1,4 @@
-"""`erv evaluate` on 100,000 predictions with judgments (issue: < 10 s incl. bootstrap).
+"""`erv evaluate` on 100,000 predictions with judgments (target: < 10 s incl. bootstrap).
 
 Times the whole command in a fresh process (reading, parsing, normalising, metrics, 1,000
 bootstrap resamples, JSON + markdown output), and, as the baseline measured in the same run,

@@ -1,6 +1,6 @@
 """Per-sample media preprocessing: erv.media versus the reference path, and DataLoader scaling.
 
-Workload (issue 5): 20 synthetic 640x360 H.264 clips of 2-10 s with stereo AAC (44.1 / 48 kHz);
+Workload: 20 synthetic 640x360 H.264 clips of 2-10 s with stereo AAC (44.1 / 48 kHz);
 per sample 8 uniformly sampled frames preprocessed for SigLIP at 224 px, and Whisper
 log-mel features with whisper-large-v3 settings (128 mel bins, 30 s window; the extractor is
 built from its parameters, nothing is downloaded).

@@ -1,6 +1,6 @@
 """Benchmark: the ERV explanation reward on one GRPO step's completions, on CPU.
 
-Workload (issue #4): 16 prompts × 16 generations = 256 completions, 4–8 sentences of 10–40
+Workload: 16 prompts × 16 generations = 256 completions, 4–8 sentences of 10–40
 words each, about half of each prompt's sentences repeated across its generations (what low
 temperature produces). Verifier: a RoBERTa-base-sized classifier (12 layers, hidden 768,
 28-label GoEmotions head), randomly initialised, with a byte-level BPE tokenizer trained here

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "judge": ("erv.judge.cli", "LLM judge of explanation emotions (OpenAI-compatible endpoint)"),
     "verifier": ("erv.verifier.cli", "train / evaluate / apply the Emotional Rationale Verifier"),
     "data": ("erv.data.prepare", "build SFT / GRPO / inference records from dataset label files"),
-    "infer": ("erv.infer", "sharded batched inference with a HumanOmni checkpoint"),
+    "infer": ("erv.inference.cli", "sharded batched inference with a HumanOmni checkpoint"),
     "sft": ("erv.train.sft", "supervised fine-tuning of HumanOmni"),
     "grpo": ("erv.train.grpo", "GRPO with format / answer / ERV rewards"),
 }

@@ -22,6 +22,10 @@ What happens, in order (docs/reference.md §6 for the reference's behaviour this
    ignores those copies; for R1-Omni they are identical, ERV's vision copy may differ).
    `tower_weights="checkpoint"` keeps the copies stored in the checkpoint instead.
 7. The towers are frozen (`requires_grad=False`), as the reference's `load_model` does.
+
+`tower_weights=None` (the default of the entry points) means: what the checkpoint's config.json
+records under `tower_weights` (`erv sft` / `erv grpo` save "checkpoint", because their tower copies
+may have been trained), else "original" (released checkpoints record nothing).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from erv.model.paths import ComponentPaths, resolve_components
 logger = logging.getLogger(__name__)
 
 TOWER_WEIGHTS = ("original", "checkpoint")
+TOWER_WEIGHTS_KEY = "tower_weights"  # config.json field: which tower weights the checkpoint wants loaded
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "auto")
 VISION_PREFIX = "model.vision_tower."
 AUDIO_PREFIX = "model.audio_tower."
@@ -153,6 +158,18 @@ def resolve_attn_implementation(name: str | None, device_map: Any = None) -> str
     return name
 
 
+def recorded_tower_weights(config: Any) -> str:
+    """The `tower_weights` a checkpoint's config (object or dict) asks for; "original" when it says nothing."""
+    value = config.get(TOWER_WEIGHTS_KEY) if isinstance(config, dict) else getattr(config, TOWER_WEIGHTS_KEY, None)
+    if value is None:
+        return "original"
+    if value not in TOWER_WEIGHTS:
+        raise ConfigError(
+            f"the checkpoint config's {TOWER_WEIGHTS_KEY!r} must be one of {TOWER_WEIGHTS}, got {value!r}"
+        )
+    return str(value)
+
+
 # --------------------------------------------------------------------------------- config
 def _sub_config(cls: Any, location: str, what: str) -> Any:
     folder = Path(location)
@@ -176,15 +193,17 @@ def prepare_config(
     audio_tower: str | None = None,
     bert: str | None = None,
     components_dir: str | os.PathLike[str] | None = None,
-    tower_weights: str = "original",
+    tower_weights: str | None = "original",
 ) -> tuple[Path, HumanOmniQwen2Config, ComponentPaths, set[str]]:
     """Check the folder and complete its config (module doc, steps 1-4)."""
     from transformers import BertConfig, SiglipVisionConfig, WhisperConfig
 
-    if tower_weights not in TOWER_WEIGHTS:
+    if tower_weights not in TOWER_WEIGHTS + (None,):
         raise ConfigError(f"tower_weights must be one of {TOWER_WEIGHTS}, got {tower_weights!r}")
     ckpt = checkpoint_dir(path)
-    read_checkpoint_config(ckpt)
+    raw_config = read_checkpoint_config(ckpt)
+    if tower_weights is None:
+        tower_weights = recorded_tower_weights(config if config is not None else raw_config)
     keys = checkpoint_keys(ckpt)
     if config is None:
         try:
@@ -266,9 +285,27 @@ def quiet_transformers_loading() -> Iterator[None]:
         hf_logger.removeFilter(report_filter)
 
 
+@contextlib.contextmanager
+def _unpartitioned_loading() -> Iterator[None]:
+    """Build a temporary source model whole even under ZeRO-3: its weights are only copied into the
+    partitioned target (and transformers' Whisper initialisation fails on partitioned tensors)."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref
+    config = ref() if ref is not None else None
+    if config is None:
+        yield
+        return
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed.set_hf_deepspeed_config(config)
+
+
 def _load_tower_source(cls: Any, location: str, what: str, dtype: torch.dtype) -> tuple[Any, set[str]]:
     try:
-        with quiet_transformers_loading():
+        with quiet_transformers_loading(), _unpartitioned_loading():
             model, info = cls.from_pretrained(location, dtype=dtype, output_loading_info=True)
     except Exception as exc:
         raise ConfigError(
@@ -384,7 +421,7 @@ def load_checkpoint(
     bert: str | None = None,
     components_dir: str | os.PathLike[str] | None = None,
     torch_dtype: torch.dtype | str | None = None,
-    tower_weights: str = "original",
+    tower_weights: str | None = None,
     device_map: Any = None,
     attn_implementation: str | None = "sdpa",
     config: HumanOmniQwen2Config | None = None,
@@ -405,6 +442,10 @@ def load_checkpoint(
         hf_kwargs.pop(name, None)
     dtype = resolve_dtype(torch_dtype)
     attn = resolve_attn_implementation(attn_implementation, device_map)
+    if tower_weights is None:
+        tower_weights = recorded_tower_weights(
+            config if config is not None else read_checkpoint_config(checkpoint_dir(path))
+        )
     ckpt, config, paths, _ = prepare_config(
         path,
         config=config,

@@ -23,7 +23,7 @@ def load_model(
     bert: str | None = None,
     components_dir: str | os.PathLike[str] | None = None,
     torch_dtype: torch.dtype | str | None = None,
-    tower_weights: str = "original",
+    tower_weights: str | None = None,
     device_map: Any = None,
     attn_implementation: str | None = "sdpa",
     config: HumanOmniQwen2Config | None = None,
@@ -56,7 +56,7 @@ def load_pretrained(
     bert: str | None = None,
     components_dir: str | os.PathLike[str] | None = None,
     torch_dtype: torch.dtype | str | None = None,
-    tower_weights: str = "original",
+    tower_weights: str | None = None,
     device_map: Any = None,
     attn_implementation: str | None = "sdpa",
 ):
@@ -65,6 +65,8 @@ def load_pretrained(
     Tower arguments override the config's `mm_vision_tower` / `mm_audio_tower` (and `bert` the
     BERT location, default `bert-base-uncased`); relative names resolve against
     `components_dir`, the checkpoint's parent folder, then the checkpoint folder.
+    `tower_weights=None` uses what the checkpoint records ("checkpoint" for `erv sft` / `erv grpo`
+    outputs, whose towers may have been trained), else "original".
     """
     model = load_model(
         path,

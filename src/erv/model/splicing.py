@@ -3,9 +3,9 @@
 Prompt ids carry one negative placeholder per modality (−201 video, −202 audio; −200 image is
 treated as video, as the reference does). Each placeholder expands into that sample's feature
 rows, where it stands, so the rows keep the placeholder's attention-mask value and labels get
-−100 there. Rows that become shorter than the longest one are padded on the side the batch was
-padded on (left for generation, right for right-padded training batches), with mask 0 and
-label −100.
+−100 there. Rows that become shorter than the longest one get the missing positions on the
+left, with mask 0 and label −100, so the ends of all rows stay aligned (a right-padded training
+batch keeps its own right padding inside each row).
 
 The reference instead *prepends* ones to the attention mask for the extra length (wrong as soon
 as the batch is left-padded: pad rows become attended and multimodal rows at the end are masked)

@@ -1,0 +1,90 @@
+"""Shared pieces of the trainer tests: the tiny recipe, synthetic SFT clips, weight snapshots."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_RECIPE = REPO / "configs" / "sft" / "tiny.yaml"
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def sft_data(tmp_path_factory) -> Path:
+    """Six synthetic clips and their EMER-style SFT records (answers of different lengths)."""
+    folder = tmp_path_factory.mktemp("sft-data")
+    return _load_script("make_tiny_sft_data").make_tiny_sft_data(folder, 6)
+
+
+@pytest.fixture(scope="session")
+def release(tiny_fixture) -> dict[str, Path]:
+    return {
+        "checkpoint": tiny_fixture / "checkpoint",
+        "bert": tiny_fixture / "bert-tiny",
+        "vision": tiny_fixture / "siglip-tiny",
+        "audio": tiny_fixture / "whisper-tiny",
+    }
+
+
+@pytest.fixture(scope="session")
+def release_without_dropout(tiny_fixture, tmp_path_factory) -> dict[str, Path]:
+    """The fixture release with BERT's dropout off, for tests that compare two runs number for number
+    (dropout draws differ between a batch of 2 and two batches of 1)."""
+    root = tmp_path_factory.mktemp("release-no-dropout")
+    for name in ("checkpoint", "bert-tiny", "siglip-tiny", "whisper-tiny"):
+        shutil.copytree(tiny_fixture / name, root / name)
+    cfg_file = root / "bert-tiny" / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    cfg_file.write_text(json.dumps(cfg))
+    return {"checkpoint": root / "checkpoint", "bert": root / "bert-tiny"}
+
+
+def recipe_argv(release: dict[str, Path], data: Path, out: Path, **overrides) -> list[str]:
+    """`--config configs/sft/tiny.yaml` plus overrides pointing at the test's files."""
+    argv = [
+        "--config",
+        str(TINY_RECIPE),
+        "--model_name_or_path",
+        str(release["checkpoint"]),
+        "--bert",
+        str(release["bert"]),
+        "--dataset_name",
+        str(data),
+        "--video_root",
+        str(data.parent),
+        "--output_dir",
+        str(out),
+        "--disable_tqdm",
+        "true",
+        "--dataloader_num_workers",
+        "0",
+    ]
+    for key, value in overrides.items():
+        if isinstance(value, (list, tuple)):
+            argv += [f"--{key}", *map(str, value)]
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def write_records(path: Path, records: list[dict]) -> Path:
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
