@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset
@@ -28,8 +27,8 @@ from trl.trainer.utils import RepeatSampler
 from erv.data.emotions import get_taxonomy
 from erv.data.records import record_id, validate_grpo_record
 from erv.errors import MediaError, RecordError
-from erv.io.jsonl import iter_json_records
 from erv.model.dataset import record_instruction
+from erv.train.data import TrainingRecords, read_training_records, resolve_media_path
 
 INDEX_KEY = "_erv_index"
 """Dataset row index of a rollout row: identifies its prompt (its group) within a round."""
@@ -37,46 +36,47 @@ MEDIA_KEY = "_erv_media"
 """The decoded `MediaSample` on the first fresh row of each distinct prompt of a batch."""
 
 
-def load_grpo_rows(
-    path: str | os.PathLike[str], *, video_root: str | os.PathLike[str] | None = None, taxonomy: str | None = None
+def grpo_rows(
+    data: TrainingRecords,
+    kept: Sequence[int] | None = None,
+    *,
+    video_root: str | os.PathLike[str] | None = None,
+    taxonomy: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Prompt rows from a GRPO record file (`erv data prepare --format grpo`): one per record.
+    """Prompt rows of validated GRPO records (`erv data prepare --format grpo`), one per kept record.
 
-    The gold label is validated against the record's `dataset` (or `taxonomy`) and stored
+    The gold label is checked against the record's `dataset` (else `taxonomy`) and stored
     canonical in `solution`; the instruction is the human turn without its `<video>`/`<audio>`
-    tags. Relative video paths resolve against `video_root`.
+    tags; relative video paths resolve against `video_root`.
     """
     rows: list[dict[str, Any]] = []
-    seen: dict[str, str] = {}
-    root = Path(video_root) if video_root else None
-    for where, record in iter_json_records(path):
+    for index in range(len(data.records)) if kept is None else kept:
+        record, name = data.records[index], data.name(index)
         dataset = record.get("dataset") or taxonomy
         if dataset is None:
             raise RecordError(
-                f"{where}: no 'dataset' in the record and no `taxonomy` in the recipe: the answer "
+                f"{name}: no 'dataset' in the record and no `taxonomy` in the recipe: the answer "
                 f"reward cannot know the label set"
             )
         dataset = get_taxonomy(dataset).name
-        label = validate_grpo_record(record, where, dataset)
-        sample_id = record_id(record)
-        if sample_id in seen:
-            raise RecordError(f"{where}: duplicate id {sample_id!r} (first at {seen[sample_id]})")
-        seen[sample_id] = where
-        video = Path(record["video"])
-        if root is not None and not video.is_absolute():
-            video = root / video
+        label = validate_grpo_record(record, name, dataset)
         rows.append(
             {
-                "id": sample_id,
-                "video": str(video),
-                "prompt": record_instruction(record, where=where),
+                "id": record_id(record),
+                "video": resolve_media_path(record["video"], video_root),
+                "prompt": record_instruction(record, where=name),
                 "solution": label,
                 "dataset": dataset,
             }
         )
-    if not rows:
-        raise RecordError(f"{path}: file holds no records")
     return rows
+
+
+def load_grpo_rows(
+    path: str | os.PathLike[str], *, video_root: str | os.PathLike[str] | None = None, taxonomy: str | None = None
+) -> list[dict[str, Any]]:
+    """`grpo_rows` of a whole record file (no media check; `erv grpo` runs one first)."""
+    return grpo_rows(read_training_records(path, with_answers=True), video_root=video_root, taxonomy=taxonomy)
 
 
 class RoundSampler(RepeatSampler):
@@ -109,9 +109,8 @@ class RolloutDataset(Dataset):
 class RolloutCollator:
     """Decodes each distinct fresh prompt of a batch once (in the DataLoader worker)."""
 
-    def __init__(self, processor: Any, *, aspect_ratio: str | None = "pad") -> None:
+    def __init__(self, processor: Any) -> None:
         self.processor = processor
-        self.aspect_ratio = aspect_ratio
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         decoded: set[int] = set()
@@ -121,15 +120,16 @@ class RolloutCollator:
             fresh, row[MEDIA_KEY] = row.get(MEDIA_KEY), None
             if fresh and row[INDEX_KEY] not in decoded:
                 decoded.add(row[INDEX_KEY])
-                row[MEDIA_KEY] = load_rollout_media(self.processor, row, self.aspect_ratio)
+                row[MEDIA_KEY] = load_rollout_media(self.processor, row)
             out.append(row)
         return out
 
 
-def load_rollout_media(processor: Any, row: dict[str, Any], aspect_ratio: str | None) -> Any:
-    """The clip of one row as the reference GRPO trainer reads it (frames padded to square)."""
+def load_rollout_media(processor: Any, row: dict[str, Any]) -> Any:
+    """The clip of one row, with the processor's media settings (the reference trains on frames
+    padded to square: `aspect_ratio: pad`)."""
     try:
-        sample = processor.load_media(row["video"], None, modal="video_audio", aspect_ratio=aspect_ratio)
+        sample = processor.load_media(row["video"], None, modal="video_audio")
     except MediaError as exc:
         raise MediaError(f"sample {row.get('id')!r}: {exc}") from exc
     if sample is None:

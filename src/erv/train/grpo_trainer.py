@@ -60,9 +60,6 @@ class HumanOmniGRPOConfig(GRPOConfig):
             "'inference' (mm_infer's)"
         },
     )
-    media_aspect_ratio: str | None = field(
-        default="pad", metadata={"help": "'pad' (frames padded to square, as the reference trains) or None"}
-    )
     reuse_tower_features: bool = field(
         default=True,
         metadata={
@@ -100,8 +97,6 @@ class HumanOmniGRPOConfig(GRPOConfig):
             raise ConfigError(
                 f"shared_prefix_max_completions must be at least 1, got {self.shared_prefix_max_completions}"
             )
-        if self.media_aspect_ratio not in ("pad", None):
-            raise ConfigError(f"media_aspect_ratio must be 'pad' or null, got {self.media_aspect_ratio!r}")
 
 
 def humanomni_of(model: Any) -> Any:
@@ -186,7 +181,7 @@ class HumanOmniGRPOTrainer(GRPOTrainer):
             RolloutDataset(dataset),
             batch_size=batch_size,
             sampler=sampler,
-            collate_fn=RolloutCollator(self.processor, aspect_ratio=args.media_aspect_ratio),
+            collate_fn=RolloutCollator(self.processor),
             num_workers=workers,
             pin_memory=args.dataloader_pin_memory,
             persistent_workers=args.dataloader_persistent_workers if workers else False,
@@ -223,7 +218,7 @@ class HumanOmniGRPOTrainer(GRPOTrainer):
                 samples[distinct] = sample
         for distinct, row in enumerate(first):
             if samples[distinct] is None:  # a round regenerated from a replayed batch (e.g. after resuming)
-                samples[distinct] = load_rollout_media(self.processor, rows[row], self.args.media_aspect_ratio)
+                samples[distinct] = load_rollout_media(self.processor, rows[row])
         encoded = [self.processor.encode_prompt(rows[r]["prompt"], style=self.args.prompt_style) for r in first]
         model = humanomni_of(self.model)
         device = self.accelerator.device
