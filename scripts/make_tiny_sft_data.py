@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Write a small synthetic SFT set for `configs/sft/tiny.yaml`: H.264 + AAC clips and EMER-style records.
 
-    python scripts/make_tiny_sft_data.py [OUT_DIR] [--records N]
+    python scripts/make_tiny_sft_data.py [OUT_DIR] [--records N] [--format sft|grpo]
     erv sft --config configs/sft/tiny.yaml
+    python scripts/make_tiny_sft_data.py data/grpo_tiny --format grpo && erv grpo --config configs/grpo/tiny.yaml
 
 OUT_DIR defaults to data/sft_tiny (the recipe's dataset_name is OUT_DIR/records.json with
 video_root OUT_DIR). Each record has the `erv data prepare --format sft` layout: a human turn
@@ -42,7 +43,20 @@ def sft_record(sample_id: str, video: str, label: str, explanation: str) -> dict
     }
 
 
-def make_tiny_sft_data(out_dir: str | Path, records: int = 6, *, seconds: float = 0.6) -> Path:
+def grpo_record(sample_id: str, video: str, label: str) -> dict:
+    """The `erv data prepare --format grpo` layout: the gpt turn is the bare (DFEW) label."""
+    return {
+        "id": sample_id,
+        "video": video,
+        "dataset": "DFEW",
+        "conversations": [
+            {"from": "human", "value": MODAL_PREFIX + TASK_PROMPT},
+            {"from": "gpt", "value": label},
+        ],
+    }
+
+
+def make_tiny_sft_data(out_dir: str | Path, records: int = 6, *, seconds: float = 0.6, fmt: str = "sft") -> Path:
     """Clips `clip_K.mp4` and `records.json` under `out_dir`; returns the records file."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +67,10 @@ def make_tiny_sft_data(out_dir: str | Path, records: int = 6, *, seconds: float 
         if not (out / name).exists():
             write_clip(out / name, seconds=seconds, fps=10, size=(64, 48), audio_rate=16000, channels=1, seed=k)
         label = labels[k % len(labels)]
-        rows.append(sft_record(f"s{k}", name, label, EXPLANATIONS[label]))
+        if fmt == "grpo":
+            rows.append(grpo_record(f"s{k}", name, label))
+        else:
+            rows.append(sft_record(f"s{k}", name, label, EXPLANATIONS[label]))
     path = out / "records.json"
     path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return path
@@ -63,8 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", nargs="?", default="data/sft_tiny")
     parser.add_argument("--records", type=int, default=6)
+    parser.add_argument(
+        "--format",
+        choices=["sft", "grpo"],
+        default="sft",
+        help="sft: think/answer targets; grpo: bare DFEW labels (configs/grpo/tiny.yaml)",
+    )
     args = parser.parse_args(argv)
-    path = make_tiny_sft_data(args.out_dir, args.records)
+    path = make_tiny_sft_data(args.out_dir, args.records, fmt=args.format)
     print(f"make_tiny_sft_data: wrote {args.records} records and clips to {path}")
     return 0
 

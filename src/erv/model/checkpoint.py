@@ -284,9 +284,10 @@ def quiet_transformers_loading() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _unpartitioned_loading() -> Iterator[None]:
-    """Build a temporary source model whole even under ZeRO-3: its weights are only copied into the
-    partitioned target (and transformers' Whisper initialisation fails on partitioned tensors)."""
+def unpartitioned_loading() -> Iterator[None]:
+    """Models built inside stay whole even under ZeRO-3: a temporary tower whose weights are only
+    copied into the partitioned target (transformers' Whisper initialisation fails on partitioned
+    tensors), or a reward's own small model (the verifier), which every rank keeps entire."""
     from transformers.integrations import deepspeed as hf_deepspeed
 
     ref = hf_deepspeed._hf_deepspeed_config_weak_ref
@@ -303,7 +304,7 @@ def _unpartitioned_loading() -> Iterator[None]:
 
 def _load_tower_source(cls: Any, location: str, what: str, dtype: torch.dtype) -> tuple[Any, set[str]]:
     try:
-        with quiet_transformers_loading(), _unpartitioned_loading():
+        with quiet_transformers_loading(), unpartitioned_loading():
             model, info = cls.from_pretrained(location, dtype=dtype, output_loading_info=True)
     except Exception as exc:
         raise ConfigError(

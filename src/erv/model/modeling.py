@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import BertModel, Qwen2ForCausalLM, Qwen2Model
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.models.qwen2.modeling_qwen2 import Qwen2PreTrainedModel
 from transformers.utils import can_return_tuple
 
@@ -149,8 +149,12 @@ class HumanOmniQwen2Model(Qwen2Model):
     def _projector_dtype(self) -> torch.dtype:
         return next(self.mm_projector.parameters()).dtype
 
-    def encode_videos(self, pixel_values_videos: torch.Tensor, branch_probs: torch.Tensor | None) -> torch.Tensor:
-        """(B, T, C, S, S) frames -> (B, num_video_tokens(T), H) tokens."""
+    # The towers are frozen in SFT and GRPO alike, so their outputs for one clip never change during a
+    # generation round: `run_vision_tower` / `run_audio_tower` compute them once, and every pass that
+    # needs the clip (generation, policy, old policy, reference) takes them back through the
+    # `video_tower_features` / `audio_tower_features` arguments instead of re-running the towers.
+    def run_vision_tower(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, S, S) frames -> (B, T, patches, width) SigLIP features (`mm_vision_select_layer`)."""
         if pixel_values_videos.ndim != 5:
             raise ModelInputError(
                 f"pixel_values_videos must be (batch, frames, channels, height, width), got "
@@ -164,7 +168,16 @@ class HumanOmniQwen2Model(Qwen2Model):
                 f"tower expects ({self.vision_tower.config.num_channels}, {size}, {size})"
             )
         features = self.vision_tower(pixel_values_videos.flatten(0, 1))
-        features = features.to(self._projector_dtype()).reshape(batch, frames, *features.shape[1:])
+        return features.reshape(batch, frames, *features.shape[1:])
+
+    def project_videos(self, tower_features: torch.Tensor, branch_probs: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, patches, width) tower features -> (B, num_video_tokens(T), H) tokens."""
+        if tower_features.ndim != 4:
+            raise ModelInputError(
+                f"video tower features must be (batch, frames, patches, width), got {tuple(tower_features.shape)}"
+            )
+        batch, frames = tower_features.shape[:2]
+        features = tower_features.to(self._projector_dtype())
         if self.is_gated:
             if branch_probs is None:
                 raise ModelInputError("video inputs need the BERT question (bert_input_ids) for the branch gate")
@@ -177,8 +190,12 @@ class HumanOmniQwen2Model(Qwen2Model):
             tokens = self.feature_compressor(tokens, frames)
         return tokens
 
-    def encode_audios(self, audio_input_features: torch.Tensor) -> torch.Tensor:
-        """(B, mel bins, frames) Whisper features -> (B, positions // 3, H) tokens."""
+    def encode_videos(self, pixel_values_videos: torch.Tensor, branch_probs: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, C, S, S) frames -> (B, num_video_tokens(T), H) tokens."""
+        return self.project_videos(self.run_vision_tower(pixel_values_videos), branch_probs)
+
+    def run_audio_tower(self, audio_input_features: torch.Tensor) -> torch.Tensor:
+        """(B, mel bins, frames) Whisper features -> (B, positions, width) encoder states."""
         features = audio_input_features
         if features.ndim == 4 and features.shape[1] == 1:
             features = features.squeeze(1)
@@ -193,11 +210,22 @@ class HumanOmniQwen2Model(Qwen2Model):
                 f"audio_input_features are {tuple(features.shape[1:])} (mel bins, frames); the "
                 f"Whisper encoder needs exactly {expected} (pad or cut the audio to its window)"
             )
-        hidden = tower(features)
+        return tower(features)
+
+    def project_audios(self, tower_features: torch.Tensor) -> torch.Tensor:
+        """(B, positions, width) Whisper states -> (B, positions // 3, H) tokens."""
+        if tower_features.ndim != 3:
+            raise ModelInputError(
+                f"audio tower features must be (batch, positions, width), got {tuple(tower_features.shape)}"
+            )
         pooled = F.avg_pool1d(
-            hidden.transpose(1, 2), kernel_size=AUDIO_POOL_STRIDE, stride=AUDIO_POOL_STRIDE
+            tower_features.transpose(1, 2), kernel_size=AUDIO_POOL_STRIDE, stride=AUDIO_POOL_STRIDE
         ).transpose(1, 2)
         return self.audio_projector(pooled.to(next(self.audio_projector.parameters(), pooled).dtype))
+
+    def encode_audios(self, audio_input_features: torch.Tensor) -> torch.Tensor:
+        """(B, mel bins, frames) Whisper features -> (B, positions // 3, H) tokens."""
+        return self.project_audios(self.run_audio_tower(audio_input_features))
 
     def embed_multimodal(
         self,
@@ -210,12 +238,19 @@ class HumanOmniQwen2Model(Qwen2Model):
         bert_input_ids: torch.Tensor | None = None,
         bert_attention_mask: torch.Tensor | None = None,
         bert_token_type_ids: torch.Tensor | None = None,
+        video_tower_features: torch.Tensor | None = None,
+        audio_tower_features: torch.Tensor | None = None,
     ) -> SplicedInputs:
-        """Encode the media that the prompts refer to and splice them in (module doc)."""
+        """Encode the media that the prompts refer to and splice them in (module doc).
+
+        Precomputed tower outputs (`video_tower_features` from :meth:`run_vision_tower`,
+        `audio_tower_features` from :meth:`run_audio_tower`) stand in for the raw inputs; the
+        projectors and the BERT gate always run, since they may be training.
+        """
         wants_video = bool(((input_ids == VIDEO_PLACEHOLDER) | (input_ids == IMAGE_PLACEHOLDER)).any())
         wants_audio = bool((input_ids == AUDIO_PLACEHOLDER).any())
         video_tokens = audio_tokens = None
-        if wants_video and pixel_values_videos is not None:
+        if wants_video and (pixel_values_videos is not None or video_tower_features is not None):
             probs = None
             if self.is_gated:
                 if bert_input_ids is None:
@@ -225,9 +260,13 @@ class HumanOmniQwen2Model(Qwen2Model):
                         f"bert_input_ids has {bert_input_ids.shape[0]} samples but input_ids has {input_ids.shape[0]}"
                     )
                 probs = self.branch_probs(bert_input_ids, bert_attention_mask, bert_token_type_ids)
-            video_tokens = self.encode_videos(pixel_values_videos, probs)
-        if wants_audio and audio_input_features is not None:
-            audio_tokens = self.encode_audios(audio_input_features)
+            if video_tower_features is None:
+                video_tower_features = self.run_vision_tower(pixel_values_videos)
+            video_tokens = self.project_videos(video_tower_features, probs)
+        if wants_audio and (audio_input_features is not None or audio_tower_features is not None):
+            if audio_tower_features is None:
+                audio_tower_features = self.run_audio_tower(audio_input_features)
+            audio_tokens = self.project_audios(audio_tower_features)
         return splice_multimodal(
             input_ids,
             attention_mask,
@@ -236,6 +275,103 @@ class HumanOmniQwen2Model(Qwen2Model):
             audio_tokens=audio_tokens,
             labels=labels,
         )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        labels: torch.LongTensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        audio_input_features: torch.Tensor | None = None,
+        bert_input_ids: torch.Tensor | None = None,
+        bert_attention_mask: torch.Tensor | None = None,
+        bert_token_type_ids: torch.Tensor | None = None,
+        video_tower_features: torch.Tensor | None = None,
+        audio_tower_features: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> HumanOmniModelOutput:
+        """Hidden states over the expanded sequence (placeholders replaced by their feature rows).
+
+        `attention_mask` is a 2-D padding mask over `input_ids`, or a 4-D mask (batch, 1, query,
+        key) over the *expanded* sequence for layouts a causal mask cannot express, such as one
+        prompt shared by several completions (then `position_ids`, also over the expanded
+        sequence, are required). The splice happens here rather than in the LM head's forward, so
+        that anything calling the backbone alone (TRL's fused log-prob head calls
+        `model.base_model`) sees the multimodal sequence. `labels` (over `input_ids`) are expanded
+        like the ids and returned, with the expanded `attention_mask`, so callers can align
+        per-token values with them.
+        """
+        media = (pixel_values_videos, audio_input_features, video_tower_features, audio_tower_features)
+        multimodal = any(x is not None for x in media)
+        block_mask = attention_mask if attention_mask is not None and attention_mask.ndim == 4 else None
+        if block_mask is not None and position_ids is None:
+            raise ModelInputError("a 4-D attention mask (over the expanded sequence) needs explicit position_ids")
+        if (
+            inputs_embeds is None
+            and input_ids is not None
+            and (multimodal or (input_ids.shape[1] > 1 and bool((input_ids < 0).any())))
+        ):
+            spliced = self.embed_multimodal(
+                input_ids,
+                None if block_mask is not None else attention_mask,
+                labels,
+                pixel_values_videos=pixel_values_videos,
+                audio_input_features=audio_input_features,
+                bert_input_ids=bert_input_ids,
+                bert_attention_mask=bert_attention_mask,
+                bert_token_type_ids=bert_token_type_ids,
+                video_tower_features=video_tower_features,
+                audio_tower_features=audio_tower_features,
+            )
+            input_ids, inputs_embeds = None, spliced.inputs_embeds
+            attention_mask, labels = spliced.attention_mask, spliced.labels
+            if block_mask is not None:
+                if block_mask.shape[-1] != inputs_embeds.shape[1]:
+                    raise ModelInputError(
+                        f"the 4-D attention mask covers {block_mask.shape[-1]} positions, the expanded "
+                        f"sequence has {inputs_embeds.shape[1]}"
+                    )
+                attention_mask = block_mask
+            elif position_ids is None and spliced.position_ids is not None:
+                past = past_key_values.get_seq_length() if past_key_values is not None else 0
+                position_ids = spliced.position_ids + past
+        elif (
+            position_ids is None
+            and attention_mask is not None
+            and attention_mask.ndim == 2
+            and bool((attention_mask == 0).any())
+        ):
+            length = (inputs_embeds if input_ids is None else input_ids).shape[1]
+            position_ids = position_ids_from_mask(attention_mask)[:, -length:]
+        out = super().forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        return HumanOmniModelOutput(
+            last_hidden_state=out.last_hidden_state,
+            past_key_values=out.past_key_values,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
+            attention_mask=attention_mask if attention_mask is None or attention_mask.ndim == 2 else None,
+            labels=labels,
+        )
+
+
+@dataclass
+class HumanOmniModelOutput(BaseModelOutputWithPast):
+    """`BaseModelOutputWithPast` plus the spliced mask/labels (see `HumanOmniQwen2Model.forward`)."""
+
+    attention_mask: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
 
 
 @dataclass
@@ -294,6 +430,8 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
         bert_input_ids: torch.Tensor | None = None,
         bert_attention_mask: torch.Tensor | None = None,
         bert_token_type_ids: torch.Tensor | None = None,
+        video_tower_features: torch.Tensor | None = None,
+        audio_tower_features: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> HumanOmniCausalLMOutput:
         """Logits over the expanded sequence (placeholders replaced by their feature rows).
@@ -301,55 +439,37 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
         `labels` are given over `input_ids` and expanded like them (−100 on inserted rows); the
         returned output carries the expanded `attention_mask` and `labels`.
         """
-        multimodal = pixel_values_videos is not None or audio_input_features is not None
-        if (
-            inputs_embeds is None
-            and input_ids is not None
-            and (multimodal or (input_ids.shape[1] > 1 and bool((input_ids < 0).any())))
-        ):
-            spliced = self.model.embed_multimodal(
-                input_ids,
-                attention_mask,
-                labels,
-                pixel_values_videos=pixel_values_videos,
-                audio_input_features=audio_input_features,
-                bert_input_ids=bert_input_ids,
-                bert_attention_mask=bert_attention_mask,
-                bert_token_type_ids=bert_token_type_ids,
-            )
-            input_ids, inputs_embeds = None, spliced.inputs_embeds
-            attention_mask, labels = spliced.attention_mask, spliced.labels
-            if position_ids is None and spliced.position_ids is not None:
-                past = past_key_values.get_seq_length() if past_key_values is not None else 0
-                position_ids = spliced.position_ids + past
-        elif (
-            position_ids is None
-            and attention_mask is not None
-            and attention_mask.ndim == 2
-            and bool((attention_mask == 0).any())
-        ):
-            length = (inputs_embeds if input_ids is None else input_ids).shape[1]
-            position_ids = position_ids_from_mask(attention_mask)[:, -length:]
-        out = super().forward(
+        out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
             past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
-            labels=labels,
             use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
-            return_dict=True,
+            labels=labels,
+            pixel_values_videos=pixel_values_videos,
+            audio_input_features=audio_input_features,
+            bert_input_ids=bert_input_ids,
+            bert_attention_mask=bert_attention_mask,
+            bert_token_type_ids=bert_token_type_ids,
+            video_tower_features=video_tower_features,
+            audio_tower_features=audio_tower_features,
             **kwargs,
         )
+        hidden = out.last_hidden_state
+        keep = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden[:, keep, :])
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=out.labels, vocab_size=self.config.vocab_size, **kwargs)
         return HumanOmniCausalLMOutput(
-            loss=out.loss,
-            logits=out.logits,
+            loss=loss,
+            logits=logits,
             past_key_values=out.past_key_values,
             hidden_states=out.hidden_states,
             attentions=out.attentions,
-            attention_mask=attention_mask if attention_mask is None or attention_mask.ndim == 2 else None,
-            labels=labels,
+            attention_mask=out.attention_mask,
+            labels=out.labels,
         )
 
     # ----------------------------------------------------------------------------- generation
@@ -363,6 +483,8 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
         bert_input_ids: torch.Tensor | None = None,
         bert_attention_mask: torch.Tensor | None = None,
         bert_token_type_ids: torch.Tensor | None = None,
+        video_tower_features: torch.Tensor | None = None,
+        audio_tower_features: torch.Tensor | None = None,
         **kwargs: Any,
     ):
         """Splice once, then transformers' generation loop over the embeddings (KV cache, greedy or sampled).
@@ -388,6 +510,8 @@ class HumanOmniQwen2ForCausalLM(Qwen2ForCausalLM):
             bert_input_ids=bert_input_ids,
             bert_attention_mask=bert_attention_mask,
             bert_token_type_ids=bert_token_type_ids,
+            video_tower_features=video_tower_features,
+            audio_tower_features=audio_tower_features,
         )
         generation_config = kwargs.get("generation_config") or self.generation_config
         if kwargs.get("pad_token_id") is None and getattr(generation_config, "pad_token_id", None) is None:

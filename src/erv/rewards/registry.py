@@ -53,12 +53,13 @@ def _explanation(
     *,
     verifier: Any = None,
     taxonomy: str | None = None,
-    threshold: float = 0.1,
-    top_k: int | None = 2,
-    neutral_rule: str = "only",
+    explanation_preset: str = "released",
+    verifier_threshold: float | None = None,
+    verifier_top_k: int | None = None,
+    neutral_rule: str | None = None,
     neutral_filter: bool = True,
     sentence_level: bool = True,
-    splitter: str = "regex",
+    sentence_splitter: str = "regex",
     verifier_batch_size: int | None = None,
     verifier_device: str | None = None,
 ) -> RewardFunction:
@@ -69,14 +70,19 @@ def _explanation(
             "reward 'explanation' needs a verifier: set the recipe field `verifier` to an ERV "
             "checkpoint folder (erv verifier train) or a hub id"
         )
+    if explanation_preset not in ExplanationReward.PRESETS:
+        raise ConfigError(
+            f"explanation_preset must be one of {', '.join(ExplanationReward.PRESETS)}, got {explanation_preset!r}"
+        )
+    preset = ExplanationReward.PRESETS[explanation_preset]
     return ExplanationReward(
         verifier,
-        threshold=threshold,
-        top_k=top_k,
-        neutral_rule=neutral_rule,
+        threshold=preset["threshold"] if verifier_threshold is None else verifier_threshold,
+        top_k=preset["top_k"] if verifier_top_k is None else verifier_top_k,
+        neutral_rule=neutral_rule or preset["neutral_rule"],
         neutral_filter=neutral_filter,
         sentence_level=sentence_level,
-        splitter=splitter,
+        splitter=sentence_splitter,
         taxonomy=taxonomy,
         batch_size=verifier_batch_size,
         device=verifier_device,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from erv.data.emotions import TAXONOMIES
 from erv.data.prompts import TASK_PROMPT
@@ -57,10 +58,9 @@ def build_llm_tokenizer(vocab_size: int = 500):
     )
     tok.train_from_iterator(_corpus(), trainer=trainer)
     # Pad the vocabulary to exactly vocab_size so the specials land on fixed ids.
-    filler = 0
-    while tok.get_vocab_size() < vocab_size:
-        tok.add_tokens([f"<|unused_{filler}|>"])
-        filler += 1
+    missing = vocab_size - tok.get_vocab_size()
+    if missing > 0:
+        tok.add_tokens([f"<|unused_{i}|>" for i in range(missing)])
     tok.add_special_tokens(list(SPECIAL_TOKENS))  # ids vocab_size, +1, +2 as in the Qwen2 layout
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -89,6 +89,21 @@ def build_bert_tokenizer(folder: Path, extra_words: Iterable[str] = ()):
 
 def write_tiny_release(root: str | os.PathLike[str], *, seed: int = 0, num_frames: int = 4) -> Path:
     """Write a tiny random HumanOmni release under `root`; returns the checkpoint folder."""
+    from erv.model import preset_config
+
+    return write_release(
+        root, preset_config("humanomni-tiny", num_frames=num_frames, tie_word_embeddings=False), seed=seed
+    )
+
+
+def write_release(root: str | os.PathLike[str], config: Any, *, seed: int = 0, head_scale: float = 20.0) -> Path:
+    """Write a random HumanOmni release of any size under `root` (towers, BERT, tokenizers).
+
+    The towers go to the folders the config names (`mm_vision_tower`, `mm_audio_tower`,
+    `mm_bert_tower`, relative to `root`); the LLM tokenizer covers `config.vocab_size - 12`
+    byte-level pieces plus the ChatML specials. `head_scale` sharpens the LM head, because a
+    random model otherwise emits near-uniform logits.
+    """
     import torch
     from transformers import (
         BertModel,
@@ -98,33 +113,32 @@ def write_tiny_release(root: str | os.PathLike[str], *, seed: int = 0, num_frame
         WhisperForConditionalGeneration,
     )
 
-    from erv.model import build_model, preset_config
+    from erv.model import build_model
 
     root = Path(root)
     torch.manual_seed(seed)
-    bert_dir = root / "bert-tiny"
+    bert_dir = root / config.mm_bert_tower
     bert_tokenizer, bert_vocab = build_bert_tokenizer(bert_dir)
-    config = preset_config("humanomni-tiny", num_frames=num_frames, tie_word_embeddings=False)
     config.bert_config.vocab_size = bert_vocab
 
     vision = SiglipVisionModel(config.vision_config)
-    vision.save_pretrained(root / "siglip-tiny")
+    vision.save_pretrained(root / config.mm_vision_tower)
     size = config.vision_config.image_size
-    SiglipImageProcessor(size={"height": size, "width": size}).save_pretrained(root / "siglip-tiny")
+    SiglipImageProcessor(size={"height": size, "width": size}).save_pretrained(root / config.mm_vision_tower)
 
     whisper = WhisperForConditionalGeneration(config.audio_config)
-    whisper.save_pretrained(root / "whisper-tiny")
+    whisper.save_pretrained(root / config.mm_audio_tower)
     mel_frames = 2 * config.audio_config.max_source_positions
     WhisperFeatureExtractor(
         feature_size=config.audio_config.num_mel_bins, chunk_length=mel_frames // 100
-    ).save_pretrained(root / "whisper-tiny")
+    ).save_pretrained(root / config.mm_audio_tower)
 
     BertModel(config.bert_config, add_pooling_layer=True).save_pretrained(bert_dir)
     bert_tokenizer.save_pretrained(bert_dir)
 
     model = build_model(config, dtype=torch.float32)
-    with torch.no_grad():  # a sharper head: a random tiny model otherwise emits near-uniform logits
-        model.lm_head.weight.mul_(20.0)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(head_scale)
     checkpoint = root / "checkpoint"
     model.save_pretrained(checkpoint)
     tokenizer = build_llm_tokenizer(config.vocab_size - 12)

@@ -1,0 +1,65 @@
+"""A tiny GRPO world for the trainer tests: a tiny HumanOmni release, clips, records, a verifier."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
+from erv.testing.synthetic_media import write_clip
+from erv.testing.tiny_checkpoint import write_tiny_release
+
+LABELS = ("happy", "sad", "angry", "neutral", "surprise", "fear")
+VERIFIER_WORDS = (
+    "he she is sad angry happy neutral surprise fear looks smiles cries shouts the and . < > think".split()
+)
+
+
+@dataclass
+class GrpoWorld:
+    root: Path
+    checkpoint: Path
+    records: Path
+    verifier: Path
+    clips: list[Path]
+
+
+def grpo_records(clips: list[Path], prompts: list[str] | None = None) -> list[dict]:
+    return [
+        {
+            "id": f"clip{i}",
+            "video": str(clip),
+            "dataset": "DFEW",
+            "conversations": [
+                {"from": "human", "value": MODAL_PREFIX + (prompts[i] if prompts else TASK_PROMPT)},
+                {"from": "gpt", "value": LABELS[i % len(LABELS)]},
+            ],
+        }
+        for i, clip in enumerate(clips)
+    ]
+
+
+def write_records(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def build_world(root: Path, clips: int = 4) -> GrpoWorld:
+    import torch
+
+    from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
+
+    checkpoint = write_tiny_release(root, seed=0)
+    paths = []
+    for i in range(clips):
+        path = root / f"clip{i}.mp4"
+        write_clip(path, seconds=0.8, fps=8, size=(48, 32), audio_rate=16000, channels=1, seed=i)
+        paths.append(path)
+    records = write_records(root / "grpo.jsonl", grpo_records(paths))
+    tokenizer = word_tokenizer(VERIFIER_WORDS)
+    torch.manual_seed(0)
+    verifier = tiny_roberta(tokenizer, ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"])
+    verifier.save_pretrained(root / "verifier")
+    tokenizer.save_pretrained(root / "verifier")
+    return GrpoWorld(root, checkpoint, records, root / "verifier", paths)
