@@ -6,6 +6,8 @@ name the file, line or sample it is about.
 
 from __future__ import annotations
 
+import re
+
 
 class ErvError(Exception):
     """Base class for errors caused by user input or environment, not by bugs."""
@@ -41,3 +43,14 @@ class ErvWarning(UserWarning):
     The CLI prints these as one plain line (`erv <command>: warning: ...`), without Python's
     source-line echo.
     """
+
+
+def one_line_text(message: str) -> str:
+    """A message on one line; for an error re-raised from a DataLoader worker, its original message."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return message
+    if any(line.startswith("Original Traceback") for line in lines):
+        last = lines[-1]
+        return re.sub(r"^[\w.]+(?:Error|Exception): ", "", last)
+    return " ".join(lines)

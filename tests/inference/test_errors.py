@@ -43,7 +43,7 @@ def test_an_unwritable_output_folder(capsys, tmp_path, release, records_file):
     blocker.write_text("a file where the output folder should be")
     out = blocker / "P.jsonl"
     line = fails(capsys, "--model", str(release), "--data", str(records_file), "--out", str(out))
-    assert f"cannot create the output folder {blocker}" in line
+    assert f"--out {out}: {blocker} is a file, so nothing can be written under it" in line
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from erv.errors import ConfigError
 from erv.inference.settings import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_P, PAPER_TEMPERATURE, InferenceSettings
+from erv.io.outputs import check_output_file
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
@@ -88,22 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def looks_like_path(name: str) -> bool:
-    """A local path rather than a hub id (`owner/name`, whose owner is not a local folder)."""
-    if name.startswith((".", "~", "/")) or name.endswith("/") or name.count("/") != 1:
-        return True
-    return Path(name.split("/", 1)[0]).is_dir()
-
-
-def check_model_path(name: str) -> None:
-    """A local path that does not exist fails at once (before any loading or hub look-up)."""
-    path = Path(name).expanduser()
-    if looks_like_path(name) and not path.exists():
-        raise ConfigError(f"checkpoint folder {path} does not exist")
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--model {path} is a file; pass the checkpoint folder (with config.json)")
-
-
 def resolve_checkpoint(name: str) -> Path:
     """The local checkpoint folder (a hub id is looked up in, or fetched to, the HF cache)."""
     from erv.model.checkpoint import checkpoint_dir
@@ -114,38 +98,19 @@ def resolve_checkpoint(name: str) -> Path:
         raise ConfigError(" ".join(str(exc).split())) from None
 
 
-def check_output(out: str) -> None:
-    """Fail before loading anything when the output cannot be written."""
-    path = Path(out)
-    if path.is_dir():
-        raise ConfigError(f"--out {path} is a folder; name the predictions file, e.g. {path / 'predictions.jsonl'}")
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create the output folder {folder}: {exc.strerror or exc}") from None
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".erv-infer-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"the output folder {folder} is not writable: {exc.strerror or exc}") from None
-
-
 def _default_workers(world_size: int) -> int:
     return max(1, min(8, (os.cpu_count() or 2) // world_size - 1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    check_model_path(args.model)
-    check_output(args.out)
+    ckpt = resolve_checkpoint(args.model)  # a path-like name that does not exist fails here, at once
+    check_output_file(args.out, "--out", inputs=[args.data])
     if args.num_workers is not None and args.num_workers < 0:
         raise ConfigError(f"--num-workers must be 0 or more, got {args.num_workers}")
     from erv.inference.inputs import read_inference_items
 
     items = read_inference_items(args.data, dataset=args.dataset)
-    ckpt = resolve_checkpoint(args.model)
 
     import torch
     from transformers.utils import logging as hf_logging

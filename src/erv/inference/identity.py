@@ -9,68 +9,20 @@ not of paths, so a checkpoint moved to another folder is still the same producer
 record repeats the run id. An existing output whose header or records name another run is
 refused (the message says what differs) unless `--overwrite`.
 
-Fingerprints hash the files that define a model folder (configs, tokenizer files, chat
-templates, weights). Large files are hashed by their size and 16 evenly spaced 64 KiB pieces:
-two checkpoints of one training run differ in every piece, and a 15 GB checkpoint costs a
-megabyte of reads instead of a minute.
+Fingerprints are `erv.io.identity.folder_fingerprint`: the files that define a model folder,
+hashed by content (large ones by evenly spaced pieces).
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from erv.errors import ConfigError
+from erv.io.identity import content_hash, folder_fingerprint
 from erv.io.jsonl import PathLike, write_json
-
-FULL_HASH_LIMIT = 16 << 20
-PIECES, PIECE_SIZE = 16, 64 << 10
-_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".txt", ".jinja", ".model", ".tiktoken")
-_NOT_MODEL_FILES = {"trainer_state.json", "training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
-
-
-def _hash_file(digest: Any, path: Path) -> None:
-    size = path.stat().st_size
-    digest.update(f"{path.name}\0{size}\0".encode())
-    with open(path, "rb") as handle:
-        if size <= FULL_HASH_LIMIT:
-            digest.update(handle.read())
-            return
-        step = (size - PIECE_SIZE) // (PIECES - 1)
-        for i in range(PIECES):
-            handle.seek(i * step)
-            digest.update(handle.read(PIECE_SIZE))
-
-
-def folder_fingerprint(location: str | os.PathLike[str]) -> str:
-    """A content fingerprint of a model folder (module doc); a hub id that is not a folder is its name."""
-    folder = Path(location)
-    if not folder.is_dir():
-        return "name:" + str(location)
-    digest = hashlib.sha256()
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and not p.name.startswith(".")
-        and p.suffix in _MODEL_FILE_SUFFIXES
-        and p.name not in _NOT_MODEL_FILES
-    )
-    for path in files:
-        try:
-            _hash_file(digest, path)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {path} to fingerprint the model: {exc}") from exc
-    return digest.hexdigest()[:32]
-
-
-def canonical_hash(obj: Any) -> str:
-    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def build_header(
@@ -91,7 +43,7 @@ def build_header(
     from erv import __version__
 
     return {
-        "run": canonical_hash({"model": fingerprints, "settings": settings}),
+        "run": content_hash({"model": fingerprints, "settings": settings}),
         "model": model,
         "settings": settings,
         "data": str(data),

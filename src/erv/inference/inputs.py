@@ -10,14 +10,13 @@ prediction made for other input.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from erv.data.emotions import UNKNOWN, get_taxonomy, normalize_label
 from erv.data.records import record_id
 from erv.errors import RecordError, TaxonomyError
+from erv.io.identity import content_hash
 from erv.io.jsonl import PathLike, iter_json_records
 from erv.model.dataset import record_instruction
 
@@ -34,11 +33,6 @@ class InferenceItem:
     record: dict[str, Any]
     where: str
     input_hash: str
-
-
-def record_hash(record: dict[str, Any]) -> str:
-    canonical = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
 def _gold(record: dict[str, Any], where: str) -> str:
@@ -93,7 +87,8 @@ def read_inference_items(path: PathLike, *, dataset: str | None = None) -> list[
         if sample_id in seen:
             raise RecordError(f"{where}: duplicate id {sample_id!r} (first at {seen[sample_id]})")
         seen[sample_id] = where
-        items.append(InferenceItem(len(items), sample_id, video, name, gold, dict(record), where, record_hash(record)))
+        item = InferenceItem(len(items), sample_id, video, name, gold, dict(record), where, content_hash(record))
+        items.append(item)
     if not items:
         raise RecordError(f"{path}: file holds no records")
     return items

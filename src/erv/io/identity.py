@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Hashable
+from pathlib import Path
 from typing import Any
 
 from erv.errors import ConfigError
@@ -79,3 +81,50 @@ def stale_message(where: str, unit: object, what: str) -> str:
         f"{where}: sample {unit!r} was computed from another {what} than the input now holds (or by an older "
         f"version that stored no input hash); pass --on-changed redo to compute it again, or use another --out"
     )
+
+
+# ---------------------------------------------------------------- producers
+
+FULL_HASH_LIMIT = 16 << 20
+PIECES, PIECE_SIZE = 16, 64 << 10
+_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".txt", ".jinja", ".model", ".tiktoken")
+_NOT_MODEL_FILES = {"trainer_state.json", "training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth"}
+
+
+def _hash_file(digest: Any, path: Path) -> None:
+    size = path.stat().st_size
+    digest.update(f"{path.name}\0{size}\0".encode())
+    with open(path, "rb") as handle:
+        if size <= FULL_HASH_LIMIT:
+            digest.update(handle.read())
+            return
+        step = (size - PIECE_SIZE) // (PIECES - 1)
+        for i in range(PIECES):
+            handle.seek(i * step)
+            digest.update(handle.read(PIECE_SIZE))
+
+
+def folder_fingerprint(location: str | os.PathLike[str]) -> str:
+    """A content fingerprint of a model folder: the files that define it (configs, tokenizer files,
+    chat templates, weights), by content. Large files are hashed by their size and 16 evenly spaced
+    64 KiB pieces: two checkpoints of one training run differ in every piece, and a 15 GB
+    checkpoint costs a megabyte of reads instead of a minute. A hub id that is not a folder is its
+    name. The folder's path is not part of it: a copied model is the same producer."""
+    folder = Path(location)
+    if not folder.is_dir():
+        return "name:" + str(location)
+    digest = hashlib.sha256()
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.suffix in _MODEL_FILE_SUFFIXES
+        and p.name not in _NOT_MODEL_FILES
+    )
+    for path in files:
+        try:
+            _hash_file(digest, path)
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path} to fingerprint the model: {exc}") from exc
+    return digest.hexdigest()[:32]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from erv.errors import ConfigError
+from erv.errors import ConfigError, one_line_text
 
 
 def _config_paths(argv: Sequence[str]) -> list[str]:
@@ -49,15 +49,26 @@ def check_recipe_file(path: str) -> None:
 
 
 def parse_recipe(dataclass_types: Sequence[type], argv: Sequence[str], prog: str) -> tuple[Any, ...]:
-    """The dataclasses filled from the recipe and the command line (TRL's `TrlParser`)."""
+    """The dataclasses filled from the recipe and the command line (TRL's `TrlParser`).
+
+    A field that no dataclass has (in the YAML or on the command line), a misspelt or
+    abbreviated option and an invalid value become a ConfigError (one line, exit 2).
+    """
     from trl import TrlParser
+
+    class _RecipeParser(TrlParser):
+        def error(self, message: str):  # argparse's usage errors: one line like every user error
+            raise ConfigError(message)
 
     argv = list(argv)
     for path in _config_paths(argv):
         check_recipe_file(path)
-    parser = TrlParser(tuple(dataclass_types))
+    # no abbreviations: a misspelt `--learning_rat` must not silently set learning_rate
+    parser = _RecipeParser(tuple(dataclass_types), allow_abbrev=False)
     parser.prog = prog
     try:
         return tuple(parser.parse_args_and_config(argv))
     except ValueError as exc:
-        raise ConfigError(str(exc).splitlines()[0] if str(exc) else f"{prog}: invalid arguments") from None
+        raise ConfigError(one_line_text(str(exc)) or f"{prog}: invalid arguments") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the recipe: {exc}") from None

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from erv.errors import ConfigError, ErvError
+from erv.errors import ConfigError, ErvError, one_line_text
 from erv.io.jsonl import write_jsonl
 from erv.train.args import (
     ASPECT_RATIO_CHOICES,
@@ -46,46 +46,6 @@ _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 
 
 # ---------------------------------------------------------------- parsing and errors
-def parse_recipe(dataclass_types: Sequence[type], argv: Sequence[str], prog: str) -> tuple[Any, ...]:
-    """`--config recipe.yaml` plus `--field value` overrides, with TRL's parser.
-
-    A field that no dataclass has (in the YAML or on the command line), a misspelt or
-    abbreviated option and an invalid value become a ConfigError (one line, exit 2).
-    """
-    from trl import TrlParser
-
-    class _RecipeParser(TrlParser):
-        def error(self, message: str):  # argparse's usage errors: one line like every user error
-            raise ConfigError(message)
-
-    # no abbreviations: a misspelt `--learning_rat` must not silently set learning_rate
-    parser = _RecipeParser(tuple(dataclass_types), allow_abbrev=False)
-    parser.prog = prog
-    argv = list(argv)
-    if "--config" in argv:
-        index = argv.index("--config")
-        if index + 1 >= len(argv) or not Path(argv[index + 1]).is_file():
-            given = argv[index + 1] if index + 1 < len(argv) else ""
-            raise ConfigError(f"recipe {given!r} does not exist (--config takes a YAML file)")
-    try:
-        return tuple(parser.parse_args_and_config(argv))
-    except ValueError as exc:
-        raise ConfigError(one_line_text(str(exc))) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the recipe: {exc}") from None
-
-
-def one_line_text(message: str) -> str:
-    """A message on one line; for an error re-raised from a DataLoader worker, its original message."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    if not lines:
-        return message
-    if any(line.startswith("Original Traceback") for line in lines):
-        last = lines[-1]
-        return re.sub(r"^[\w.]+(?:Error|Exception): ", "", last)
-    return " ".join(lines)
-
-
 @contextlib.contextmanager
 def one_line_errors() -> Iterator[None]:
     """User errors leave with a one-line message (the CLI prints it and exits 2)."""
@@ -259,23 +219,11 @@ def wrap_lora(model: Any, model_args: ModelArguments, parts: Sequence[str]) -> A
     return wrapped
 
 
-def load_for_training(
-    model_args: ModelArguments,
-    data_args: DataArguments,
-    training_args: Any,
-    *,
-    prompt_style: str,
-) -> tuple[Any, Any]:
-    """(model, processor) ready for a trainer: parts set trainable, LoRA applied if asked.
-
-    Under ZeRO-3 (`training_args.deepspeed` with stage 3) the weights load partitioned, because
-    `TrainingArguments` registered the DeepSpeed config before this call.
-    """
+def load_checkpoint_model(model_args: ModelArguments, training_args: Any) -> tuple[Path, Any]:
+    """(checkpoint folder, model) as the recipe names them; under ZeRO-3 the weights load partitioned."""
     from erv.model.loading import load_model
 
     checkpoint = check_model_location(model_args)
-    if model_args.use_peft and is_zero3(training_args):
-        raise ConfigError("use_peft with ZeRO-3 is not supported here; use configs/deepspeed/zero2.json or DDP")
     if uses_deepspeed(training_args):
         init_deepspeed_comm(training_args)
     model = load_model(
@@ -288,6 +236,25 @@ def load_for_training(
         tower_weights=model_args.tower_weights,
         attn_implementation=model_args.attn_implementation,
     )
+    return checkpoint, model
+
+
+def load_for_training(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: Any,
+    *,
+    prompt_style: str,
+) -> tuple[Any, Any]:
+    """(model, processor) ready for a trainer: parts set trainable, LoRA applied if asked.
+
+    Under ZeRO-3 (`training_args.deepspeed` with stage 3) the weights load partitioned, because
+    `TrainingArguments` registered the DeepSpeed config before this call.
+    """
+
+    if model_args.use_peft and is_zero3(training_args):
+        raise ConfigError("use_peft with ZeRO-3 is not supported here; use configs/deepspeed/zero2.json or DDP")
+    checkpoint, model = load_checkpoint_model(model_args, training_args)
     record_checkpoint_fields(model, data_args)
     processor = build_processor(checkpoint, model, data_args, prompt_style=prompt_style)
     parts = apply_tune_parts(model, model_args.tune_parts)

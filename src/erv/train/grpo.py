@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from erv.errors import ConfigError
+from erv.io.recipes import parse_recipe
 from erv.train.args import DataArguments, ModelArguments
 from erv.train.common import (
     check_model_location,
+    load_checkpoint_model,
     load_for_training,
     one_line_errors,
-    parse_recipe,
     prepare_records,
     prepare_reporting,
     resolve_resume,
@@ -35,7 +36,6 @@ from erv.train.common import (
     setup_logging,
     split_report_to,
     trainer_config_errors,
-    training_dtype,
 )
 from erv.train.grpo_trainer import HumanOmniGRPOConfig, HumanOmniGRPOTrainer
 from erv.train.parts import TOWER_PARTS, normalize_parts
@@ -198,18 +198,7 @@ def train_grpo(
 
 def load_reference(model_args: ModelArguments, training_args: HumanOmniGRPOConfig) -> Any:
     """A frozen copy of the starting checkpoint, for the KL term (TRL cannot build one for HumanOmni)."""
-    from erv.model.loading import load_model
-
-    model = load_model(
-        check_model_location(model_args),
-        vision_tower=model_args.vision_tower,
-        audio_tower=model_args.audio_tower,
-        bert=model_args.bert,
-        components_dir=model_args.components_dir,
-        torch_dtype=training_dtype(model_args, training_args),
-        tower_weights=model_args.tower_weights,
-        attn_implementation=model_args.attn_implementation,
-    )
+    _, model = load_checkpoint_model(model_args, training_args)
     return model.requires_grad_(False).eval()
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from transformers import Trainer, TrainingArguments
 
+from erv.io.recipes import parse_recipe
 from erv.model.processor import MODEL_INPUT_NAMES
 from erv.train.args import DataArguments, ModelArguments
 from erv.train.common import (
@@ -32,7 +33,6 @@ from erv.train.common import (
     check_model_location,
     load_for_training,
     one_line_errors,
-    parse_recipe,
     prepare_records,
     prepare_reporting,
     resolve_resume,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from erv.errors import ConfigError, RecordError
-from erv.io.identity import INPUT_HASH_KEY, content_hash, keep_record
+from erv.io.identity import INPUT_HASH_KEY, content_hash, folder_fingerprint, keep_record
 from erv.io.jobs import ResumableJob, progress_bar
 from erv.io.jsonl import PathLike, iter_json_records
 from erv.verifier.data import iter_texts
@@ -72,24 +72,6 @@ def read_rows(path: PathLike, text_key: str = "text") -> list[TextRow]:
     if not rows:
         raise RecordError(f"{path}: no text to score")
     return rows
-
-
-def folder_fingerprint(location: str) -> str:
-    """Identity of a model folder: its config and the names, sizes and modification times of its files.
-
-    Re-training into the same folder or copying another model there changes it; a hub id that
-    is not in a local folder is identified by its name.
-    """
-    folder = Path(location)
-    if not folder.is_dir():
-        return content_hash("name", location)
-    entries = []
-    for file in sorted(folder.iterdir()):
-        if file.is_file():
-            stat = file.stat()
-            entries.append((file.name, stat.st_size, stat.st_mtime_ns))
-    config = folder / "config.json"
-    return content_hash(entries, config.read_text(encoding="utf-8", errors="replace") if config.is_file() else None)
 
 
 def _check_record(where: str, record: dict[str, Any], out: Path, producer: str) -> None:
