@@ -221,3 +221,14 @@ def test_torchrun_two_processes_on_cpu(world, tmp_path, deepspeed):
     assert "erv grpo: done: 2 steps" in run.stdout
     model, _ = load_pretrained(tmp_path / "out", torch_dtype=torch.float32)
     assert model.model.vision_tower is not None
+
+
+def test_a_run_resumes_from_its_last_checkpoint(world, tmp_path, capsys):
+    common = ["--save_strategy", "steps", "--save_steps", "1", "--resume_from_checkpoint", "auto"]
+    assert erv_main(tiny_args(world, tmp_path, *common)) == 0
+    assert (tmp_path / "out" / "checkpoint-2" / "trainer_state.json").is_file()
+    capsys.readouterr()
+    assert erv_main(tiny_args(world, tmp_path, *common, "--max_steps", "3")) == 0
+    assert "erv grpo: done: 3 steps" in capsys.readouterr().out
+    state = json.loads((tmp_path / "out" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3]

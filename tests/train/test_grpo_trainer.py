@@ -44,8 +44,8 @@ def config(tmp_path, **overrides) -> HumanOmniGRPOConfig:
     return HumanOmniGRPOConfig(**values)
 
 
-def trainer_for(world, tmp_path, rows=None, reward_funcs=None, ref=False, **overrides):
-    model, processor = load_pretrained(world.checkpoint, torch_dtype=torch.float32)
+def trainer_for(world, tmp_path, rows=None, reward_funcs=None, ref=False, attn="sdpa", **overrides):
+    model, processor = load_pretrained(world.checkpoint, torch_dtype=torch.float32, attn_implementation=attn)
     ref_model = load_pretrained(world.checkpoint, torch_dtype=torch.float32)[0] if ref else None
     rows = rows if rows is not None else load_grpo_rows(world.records)
     rewards = reward_funcs if reward_funcs is not None else [length_reward]
@@ -161,11 +161,11 @@ def test_a_short_run_logs_every_reward_and_changes_the_policy(world, tmp_path):
     assert all(torch.equal(v, ref_model.state_dict()[k]) for k, v in ref_before.items())
 
 
-def _two_group_batch(world, tmp_path, **overrides):
+def _two_group_batch(world, tmp_path, attn="sdpa", **overrides):
     prompts = ["Which emotion?", "As an expert, which emotion is the most obvious in this clip? Think first."]
     records = write_records(tmp_path / "two.jsonl", grpo_records(world.clips[:2], prompts))
     rows = load_grpo_rows(records)
-    trainer, model, processor, _ = trainer_for(world, tmp_path, rows=rows, **overrides)
+    trainer, model, processor, _ = trainer_for(world, tmp_path, rows=rows, attn=attn, **overrides)
     order = [0, 1, 0, 1, 1, 0]  # groups interleaved, of different sizes, prompts of different lengths
     batch = RolloutCollator(processor)([{**rows[i], INDEX_KEY: i, MEDIA_KEY: True} for i in order])
     media = [row.pop(MEDIA_KEY) for row in batch]
@@ -179,10 +179,10 @@ def _two_group_batch(world, tmp_path, **overrides):
     return trainer, model, torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1), c_ids.shape[1], c_mask
 
 
-@pytest.mark.parametrize("max_completions", [None, 2])
-def test_shared_prefix_log_probs_and_gradients_equal_the_plain_path(world, tmp_path, max_completions):
+@pytest.mark.parametrize(("max_completions", "attn"), [(None, "sdpa"), (2, "sdpa"), (None, "eager")])
+def test_shared_prefix_log_probs_and_gradients_equal_the_plain_path(world, tmp_path, max_completions, attn):
     trainer, model, ids, mask, keep, c_mask = _two_group_batch(
-        world, tmp_path, shared_prefix_max_completions=max_completions
+        world, tmp_path, attn=attn, shared_prefix_max_completions=max_completions
     )
     advantages = torch.linspace(-1.0, 1.0, ids.shape[0])[:, None]
     results = {}

@@ -25,6 +25,7 @@ so a TRL upgrade that changes them fails loudly instead of silently bypassing an
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ from erv.train.grpo_data import INDEX_KEY, MEDIA_KEY, RolloutCollator, RolloutDa
 from erv.train.rollout import SamplingSettings, generate_shared_prefix
 from erv.train.rounds import PromptRound, encode_media, extra_positions, group_rows
 from erv.train.shared_prefix import chunked, pack_groups
+
+logger = logging.getLogger(__name__)
 
 ROUND_INDEX_KEY = "mm_index"
 """Key of the per-row index into the round's distinct prompts in TRL's batch dict."""
@@ -351,7 +354,7 @@ class HumanOmniGRPOTrainer(GRPOTrainer):
         if rows.numel() != input_ids.shape[0]:
             raise RuntimeError(f"{input_ids.shape[0]} rows to score but {rows.numel()} round indices")
         batch_size = batch_size or input_ids.shape[0]
-        if self.args.shared_prefix:
+        if self.args.shared_prefix and self._block_masks_supported(model):
             return self._shared_prefix_logps(
                 model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
             )
@@ -431,6 +434,20 @@ class HumanOmniGRPOTrainer(GRPOTrainer):
             return torch.stack([F.pad(v, (0, logits_to_keep - v.shape[0])) for v in values])  # type: ignore[union-attr]
 
         return stack(per_row_logps), (stack(per_row_entropy) if compute_entropy else None), None
+
+    def _block_masks_supported(self, model: Any) -> bool:
+        """SDPA and eager attention take the packed block mask; flash-attention's kernels cannot
+        express a prefix shared by several completions in one pass, so there the plain layout runs."""
+        implementation = humanomni_of(model).config._attn_implementation
+        if implementation in ("sdpa", "eager"):
+            return True
+        if not getattr(self, "_warned_block_masks", False):
+            logger.warning(
+                "shared_prefix needs sdpa or eager attention, the model uses %s: log-probs run one row per completion",
+                implementation,
+            )
+            self._warned_block_masks = True
+        return False
 
     def _compute_dtype(self) -> torch.dtype:
         if self.args.bf16:

@@ -13,7 +13,10 @@ first token, and a row position can carry only one next-token label; repeating o
 completion is what keeps every log-prob equal to the plain layout's.
 
 The mask is a boolean block mask over the expanded sequence (the media placeholders of the
-shared part become their feature rows in the model), passed to SDPA as is. A group larger than
+shared part become their feature rows in the model), passed to SDPA as is (an additive float
+mask for eager attention). flash-attention's kernels take padding-free packed sequences
+(cumulative lengths) but no mask, so they cannot let several segments share one prefix in one
+pass; with flash-attention the trainer runs the plain layout. A group larger than
 `max_completions` is cut into chunks, each its own packed row: the shared part is recomputed
 once per chunk instead of once per completion. Chunks, rather than one pass for the prompt and
 later passes re-using its KV cache, keep one forward per micro-batch, which DDP and ZeRO-3 need
