@@ -170,7 +170,7 @@ def run_step_variant(
     rows = load_grpo_rows(records)
     per_step = prompts if erv else 1
     args = HumanOmniGRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="bench-grpo-"),
+        output_dir=str(Path(checkpoint).parent / ("out-" + ("erv" if erv else "reference"))),
         per_device_train_batch_size=per_step * generations,
         num_generations=generations,
         max_completion_length=completion,
@@ -241,7 +241,7 @@ def run_loss_variant(
     model.to(device).train()
     rows = load_grpo_rows(records)[:1]
     args = HumanOmniGRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="bench-grpo-"),
+        output_dir=str(Path(checkpoint).parent / ("out-loss-" + ("shared" if shared else "plain"))),
         per_device_train_batch_size=generations,
         num_generations=generations,
         max_completion_length=completion,
