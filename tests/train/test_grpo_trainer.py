@@ -228,3 +228,19 @@ def test_a_run_with_and_without_shared_prefix_follows_the_same_trajectory(world,
         for key in ("loss", "reward", "entropy", "completions/mean_length", "clip_ratio/region_mean", "grad_norm"):
             if key in plain:
                 assert shared[key] == pytest.approx(plain[key], rel=1e-3, abs=1e-5), key
+
+
+def test_a_tower_that_trains_runs_in_every_pass(world, tmp_path):
+    model, processor = load_pretrained(world.checkpoint, torch_dtype=torch.float32)
+    model.model.vision_tower.requires_grad_(True)
+    args = config(tmp_path, max_steps=1)
+    trainer = HumanOmniGRPOTrainer(
+        model, processor, [length_reward], args, train_dataset=Dataset.from_list(load_grpo_rows(world.records))
+    )
+    assert trainer.trainable_towers == ("vision_tower",)
+    calls = []
+    model.model.vision_tower.register_forward_hook(lambda *_: calls.append(1))
+    trainer.train()
+    # frames kept raw: the tower runs in generation and in the policy pass (not once per round)
+    assert len(calls) == 2 and "pixel_values_videos" in trainer._round.inputs
+    assert "audio_tower_features" in trainer._round.inputs  # the frozen audio tower is still reused

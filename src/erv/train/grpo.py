@@ -38,7 +38,6 @@ from erv.train.common import (
     trainer_config_errors,
 )
 from erv.train.grpo_trainer import HumanOmniGRPOConfig, HumanOmniGRPOTrainer
-from erv.train.parts import TOWER_PARTS, normalize_parts
 
 PROG = "erv grpo"
 logger = logging.getLogger(__name__)
@@ -151,7 +150,6 @@ def train_grpo(
     output_dir = Path(training_args.output_dir)
     check_model_location(model_args)
     check_reward_weights(reward_args, training_args)
-    parts = normalize_parts(model_args.tune_parts)
     resume = resolve_resume(training_args.resume_from_checkpoint, output_dir)
     with unpartitioned_loading():  # the verifier is small and whole on every rank, not a ZeRO-3 model
         rewards = build_rewards(reward_args.reward_funcs, reward_options(reward_args))
@@ -172,7 +170,6 @@ def train_grpo(
             train_dataset=Dataset.from_list(rows),
             ref_model=ref_model,
             callbacks=list(callbacks or []),
-            trainable_towers=tuple(p for p in parts if p in TOWER_PARTS),
         )
     result = trainer.train(resume_from_checkpoint=resume)
     save_final_checkpoint(trainer, output_dir, lora_merge=model_args.lora_merge)

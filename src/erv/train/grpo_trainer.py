@@ -42,6 +42,7 @@ from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model, split
 
 from erv.errors import ConfigError
 from erv.train.grpo_data import INDEX_KEY, MEDIA_KEY, RolloutCollator, RolloutDataset, RoundSampler, load_rollout_media
+from erv.train.parts import TOWER_PARTS, frozen_parts
 from erv.train.rollout import SamplingSettings, generate_shared_prefix
 from erv.train.rounds import PromptRound, encode_media, extra_positions, group_rows
 from erv.train.shared_prefix import chunked, pack_groups
@@ -127,7 +128,6 @@ class HumanOmniGRPOTrainer(GRPOTrainer):
         callbacks: Any = None,
         optimizers: Any = (None, None),
         peft_config: Any = None,
-        trainable_towers: tuple[str, ...] = (),
     ) -> None:
         if not isinstance(args, HumanOmniGRPOConfig):
             raise ConfigError("HumanOmniGRPOTrainer needs a HumanOmniGRPOConfig")
@@ -138,7 +138,8 @@ class HumanOmniGRPOTrainer(GRPOTrainer):
                 "checkpoint, as `erv grpo` builds it)"
             )
         self.processor = processor
-        self.trainable_towers = tuple(trainable_towers)
+        # a tower that trains changes its output every step: its features are never reused
+        self.trainable_towers = tuple(part for part in TOWER_PARTS if part not in frozen_parts(model))
         self._round: PromptRound | None = None
         self._rows_index: torch.Tensor | None = None
         self.tower_calls = 0
