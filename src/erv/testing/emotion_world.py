@@ -5,23 +5,27 @@ this machine with nothing downloaded, and the effect the paper measures has to b
 up — or not — on its own. The world is built so that a tiny model with frozen random towers
 can learn it, and so that neither recognition nor coherence is solved by construction:
 
-* **Emotion cues.** Each clip has a gold emotion g (a DFEW label). The picture's large main
-  area has the colour of a "visible" emotion (with a moving bar whose speed goes with it), the
-  soundtrack a tone with the pitch and tempo of an "audible" emotion. Each channel shows g with
-  its `reliability`, otherwise another emotion (a distractor), independently. So the best
-  possible accuracy is well below 100% (:func:`best_accuracy`: 75% at the defaults), and a
-  model needs both channels to get near it.
+* **Emotion cues.** Each clip has a gold emotion g (a DFEW label). The picture's main area has
+  the colour of a "visible" emotion (with a moving bar whose speed goes with it), the
+  soundtrack a tone with the pitch and tempo of an "audible" emotion; a colour names only the
+  valence side of an emotion and a pitch only its arousal, so neither channel alone names it.
+  Each channel shows g's cue with its `reliability`, otherwise another emotion's (a
+  distractor), independently. So the best possible accuracy is well below 100%
+  (:func:`best_accuracy`: 74.5% at the defaults, 47% from the picture alone), and a model
+  needs both channels to get near it.
 * **A bystander.** In a share of the clips (`bystander_share`) a strip at the right edge has the
   colour of yet another emotion d != g: someone else in the scene.
-* **Explanations.** SFT targets are written by an "annotator" who knows g: a sentence about the
-  face and one about the voice or the scene express g (or describe it neutrally), and whenever
-  the bystander is visible one sentence describes the bystander's emotion d — an explanation
-  that is then incoherent with its own answer, as in the paper's Figure 1 (about 40% of the
-  records at the defaults).
+* **Explanations.** SFT targets are written by an "annotator" who knows g, from emotional and
+  neutral sentence templates: a sentence about the face and one about the voice or the scene
+  express g (or describe the scene neutrally); whenever the bystander is visible, the first
+  sentence describes the bystander's emotion d instead — an explanation that is then
+  incoherent with its own answer, as in the paper's Figure 1 (about 40% of the records at the
+  defaults).
 * **Verifier text.** Sentences from the same vocabulary labelled with the emotion their cue
   word carries, scene sentences labelled neutral.
 
-Everything is a function of `(config, seed)`: the same seed writes the same clips and texts.
+Everything is a function of `(config, seed)`: the same seed writes the same clips (encoded
+losslessly, so decoding gives the same pixels every time) and texts.
 """
 
 from __future__ import annotations
