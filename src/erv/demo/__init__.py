@@ -1,6 +1,6 @@
 """`erv demo`: the whole method for real, on a synthetic emotion world, on a CPU, in minutes.
 
-    erv demo --out demo_out            # make demo; about 5 minutes on 2 CPU cores
+    erv demo --out demo_out            # make demo; about 4 minutes on 2 CPU cores
     erv demo --out /tmp/d --quick      # a few steps of everything (the test suite runs it)
 
 Every stage runs the code path of the command a user runs, with the recipes in configs/demo/:
