@@ -1,33 +1,88 @@
-"""`erv demo` end to end: every stage runs offline and the report says what it measured."""
+"""`erv demo --quick`: every stage of the real pipeline runs and leaves its files."""
 
 import json
 
 import pytest
 
 from erv.cli import main as erv_main
+from erv.demo.pipeline import GRPO_RUNS, ROWS
+
+STAGES = 8
 
 
 @pytest.mark.slow
-def test_demo_runs_end_to_end(tmp_path, capsys):
+def test_quick_demo_runs_every_stage(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert erv_main(["demo", "--out", str(out)]) == 0
+    assert erv_main(["demo", "--out", str(out), "--quick"]) == 0
     printed = capsys.readouterr().out
-    assert "[7/7] report: done" in printed and "wrote" in printed
+    assert f"[{STAGES}/{STAGES}] report: done" in printed and "wrote" in printed
+
+    # 1. the world, through erv data prepare
+    records = out / "data" / "records"
+    sft = json.loads((records / "sft.json").read_text())
+    assert sft and all(r["conversations"][1]["value"].startswith("<think>") for r in sft)
+    assert json.loads((records / "grpo_train.json").read_text())
+    test = (records / "test.jsonl").read_text().splitlines()
+    assert (out / "data" / "label" / "single_testset_5.csv").is_file()
+    assert (out / "models" / "release" / "checkpoint" / "model.safetensors").is_file()
+    # 2-4. the trainers' checkpoints and logged histories
+    assert (out / "runs" / "sft" / "model.safetensors").is_file()
+    assert (out / "models" / "verifier" / "model.safetensors").is_file()
+    for name in GRPO_RUNS:
+        assert (out / "runs" / name / "model.safetensors").is_file()
+        state = json.loads((out / "runs" / name / "trainer_state.json").read_text())
+        assert state["global_step"] == 2
+    erv_rewards = {k for entry in state["log_history"] for k in entry if k.startswith("rewards/")}
+    assert "rewards/explanation_reward/mean" in erv_rewards
+    baseline_log = json.loads((out / "runs" / "grpo_baseline" / "trainer_state.json").read_text())["log_history"]
+    assert not any("explanation" in k for entry in baseline_log for k in entry)
+    # 5-6. predictions and judgments of every row, one per test clip
+    for name in ROWS:
+        assert len((out / "predictions" / f"{name}.jsonl").read_text().splitlines()) == len(test)
+        assert len((out / "judgments" / f"{name}.jsonl").read_text().splitlines()) == len(test)
+        assert (out / "plots" / f"confusion_{name}.png").is_file()
+    # 7-8. metrics and report
     metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["table"]) == set(ROWS)
+    for row in metrics["table"].values():
+        assert row["n"] == len(test) and 0.0 <= row["war"] <= 1.0 and "ci95" in row and "confusion" in row
+    assert set(metrics["paired"]["differences"]) >= {"eea", "fcr", "epc", "war", "uar"}
+    assert len(metrics["examples"]) == 3 and all(set(e["rows"]) == set(ROWS) for e in metrics["examples"])
+    assert [t["stage"] for t in metrics["timings"]][-1] == "report" and len(metrics["timings"]) == STAGES
     report = (out / "report.md").read_text()
-    assert "## Evaluation" in report and "coherent" in report
-    # the real model path ran on every clip; a random model's answers are unknown, never neutral
-    tiny = metrics["evaluation"]["tiny-model"]
-    assert metrics["tiny_model"]["samples"] == tiny["n"] == 21
-    assert tiny["unknown"] == 21 and tiny["confusion"]["neutral"]["neutral"] == 0
-    # the verifier really learned; the ERV reward and the judge both see the coherence difference
-    assert metrics["verifier"]["held_out_macro_f1"] >= 0.9
-    rewards, ev = metrics["rewards"], metrics["evaluation"]
-    assert rewards["coherent"]["explanation (ERV)"] > rewards["answer-only"]["explanation (ERV)"] + 0.2
-    assert ev["coherent"]["epc"] > ev["answer-only"]["epc"] + 0.3
-    assert ev["coherent"]["war"] == ev["answer-only"]["war"] and ev["coherent"]["uar"] == ev["answer-only"]["uar"]
-    assert rewards["coherent"]["accuracy"] == rewards["answer-only"]["accuracy"]
-    assert not list(out.rglob(".*.lock"))  # the judge runs' locks are removed when they end
-    for name in ("tiny-model", "answer-only", "coherent"):
-        assert (out / f"judgments_{name}.jsonl").exists()
-        assert (out / "plots" / f"confusion_predictions_{name}.png").exists()
+    for heading in ("## Miniature Table 1", "## ERV GRPO minus baseline GRPO", "## Reading the table", "## Stages"):
+        assert heading in report
+    assert "GPT-4.1-mini" in report
+    for plot in ("sft_loss", "rewards_grpo_baseline", "rewards_grpo_erv"):
+        assert f"(plots/{plot}.png)" in report and (out / "plots" / f"{plot}.png").is_file()
+    assert not list(out.rglob(".*.lock"))  # the judge and inference locks are gone
+
+
+def test_demo_refuses_a_folder_it_did_not_write(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert erv_main(["demo", "--out", str(out), "--quick"]) == 2
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_the_local_judge_reads_only_the_explanation_of_the_paper_prompt(tmp_path):
+    from erv.data.emotions import DFEW
+    from erv.demo.pipeline import VerifierJudge
+    from erv.judge.prompts import explanation_emotion_prompt
+    from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
+
+    tokenizer = word_tokenizer("the man is cheerful furious calm".split())
+    tiny_roberta(tokenizer, DFEW.labels, seed=0).save_pretrained(tmp_path / "v")
+    tokenizer.save_pretrained(tmp_path / "v")
+    judge = VerifierJudge(tmp_path / "v")
+
+    def body(text):
+        return {"messages": [{"role": "user", "content": text}]}
+
+    reply = judge(body(explanation_emotion_prompt("The man is cheerful.", "DFEW")))
+    assert reply in DFEW.labels
+    # the same explanation gives the same label, whatever else the request says
+    labels, probs = judge.verifier.taxonomy_proba(["The man is cheerful."], "DFEW")
+    assert reply == labels[int(probs[0].argmax())]
+    assert judge(body("no reason given")) == "unsure"  # outside the label list: stored as unjudged

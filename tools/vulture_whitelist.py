@@ -26,6 +26,7 @@ _.close_connection  # unused attribute (src/erv/testing/judge_server.py:510)
 _.do_GET  # unused method (src/erv/testing/judge_server.py:512)
 _.do_POST  # unused method (src/erv/testing/judge_server.py:522)
 _.gop_size  # unused attribute (src/erv/testing/synthetic_media.py:107)
+_.init_std  # unused attribute (src/erv/demo/world.py:120): read by transformers when the random Whisper is built
 _.normalizer  # unused attribute (src/erv/testing/synthetic_text.py:28)
 _.pre_tokenizer  # unused attribute (src/erv/testing/synthetic_text.py:29)
 _.post_processor  # unused attribute (src/erv/testing/synthetic_text.py:30)

@@ -14,7 +14,7 @@ preprocessing code path runs as it would on a real release.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,12 @@ def _corpus() -> list[str]:
     ] * 4
 
 
-def build_llm_tokenizer(vocab_size: int = 500):
-    """A byte-level BPE in the Qwen2 layout: ids 0..vocab_size-1, then the ChatML specials."""
+def build_llm_tokenizer(vocab_size: int = 500, texts: Sequence[str] = ()):
+    """A byte-level BPE in the Qwen2 layout: ids 0..vocab_size-1, then the ChatML specials.
+
+    `texts` join the training corpus, so that a world's words become single tokens and its
+    completions stay short.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -56,7 +60,7 @@ def build_llm_tokenizer(vocab_size: int = 500):
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    tok.train_from_iterator(_corpus() + list(texts), trainer=trainer)
     # Pad the vocabulary to exactly vocab_size so the specials land on fixed ids.
     missing = vocab_size - tok.get_vocab_size()
     if missing > 0:
@@ -96,13 +100,21 @@ def write_tiny_release(root: str | os.PathLike[str], *, seed: int = 0, num_frame
     )
 
 
-def write_release(root: str | os.PathLike[str], config: Any, *, seed: int = 0, head_scale: float = 20.0) -> Path:
+def write_release(
+    root: str | os.PathLike[str],
+    config: Any,
+    *,
+    seed: int = 0,
+    head_scale: float = 20.0,
+    texts: Sequence[str] = (),
+) -> Path:
     """Write a random HumanOmni release of any size under `root` (towers, BERT, tokenizers).
 
     The towers go to the folders the config names (`mm_vision_tower`, `mm_audio_tower`,
     `mm_bert_tower`, relative to `root`); the LLM tokenizer covers `config.vocab_size - 12`
-    byte-level pieces plus the ChatML specials. `head_scale` sharpens the LM head, because a
-    random model otherwise emits near-uniform logits.
+    byte-level pieces (trained on the task prompt, the labels and `texts`) plus the ChatML
+    specials. `head_scale` sharpens the LM head, because a random model otherwise emits
+    near-uniform logits (1.0 keeps the initialisation, for a model that will be trained).
     """
     import torch
     from transformers import (
@@ -141,6 +153,6 @@ def write_release(root: str | os.PathLike[str], config: Any, *, seed: int = 0, h
         model.lm_head.weight.mul_(head_scale)
     checkpoint = root / "checkpoint"
     model.save_pretrained(checkpoint)
-    tokenizer = build_llm_tokenizer(config.vocab_size - 12)
+    tokenizer = build_llm_tokenizer(config.vocab_size - 12, texts)
     tokenizer.save_pretrained(checkpoint)
     return checkpoint
