@@ -364,7 +364,7 @@ def configure_threads() -> None:
 class MemoryWatch:
     """Peak resident memory of the demo and all its processes together (GRPO runs, DataLoader workers).
 
-    A thread samples the process tree twice a second (psutil, which accelerate already needs);
+    A thread samples the process tree twice a second (psutil);
     `getrusage` alone would only give the largest single process.
     """
 
