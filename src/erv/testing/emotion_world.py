@@ -30,7 +30,6 @@ losslessly, so decoding gives the same pixels every time) and texts.
 
 from __future__ import annotations
 
-import fractions
 import math
 import os
 import random
@@ -42,6 +41,7 @@ import numpy as np
 
 from erv.data.emotions import DFEW
 from erv.data.prompts import TASK_PROMPT
+from erv.testing.synthetic_media import encode_mp4
 
 EMOTIONS: tuple[str, ...] = DFEW.labels
 
@@ -230,50 +230,19 @@ def clip_waveform(spec: ClipSpec, config: WorldConfig = WorldConfig()) -> np.nda
 
 def write_world_clip(path: str | os.PathLike[str], spec: ClipSpec, config: WorldConfig = WorldConfig()) -> Path:
     """An MP4 (H.264 + AAC) of one clip of the world."""
-    import av
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    audio = clip_waveform(spec, config)
-    rate = config.audio_rate
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=config.fps)
-        video.width = video.height = config.size
-        video.pix_fmt = "yuv420p"
-        # Lossless (qp 0): x264's lossy decisions now and then differ between two encodings of the
-        # same frames, and the demo promises the same pixels, hence the same numbers, for a seed.
-        video.options = {"preset": "veryfast", "qp": "0"}
-        sound = out.add_stream("aac", rate=rate)
-        sound.layout = "mono"
-        position, chunk = 0, 1024
-        for i, image in enumerate(clip_frames(spec, config)):
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                out.mux(packet)
-            while position < audio.shape[1] and position < (i + 1) * rate / config.fps:
-                position = _mux_audio(out, sound, audio, position, chunk, rate)
-        for packet in video.encode():
-            out.mux(packet)
-        while position < audio.shape[1]:
-            position = _mux_audio(out, sound, audio, position, chunk, rate)
-        for packet in sound.encode():
-            out.mux(packet)
-    return path
+    # Lossless (qp 0): x264's lossy decisions now and then differ between two encodings of the
+    # same frames, and the demo promises the same pixels, hence the same numbers, for a seed.
+    return encode_mp4(
+        path,
+        clip_frames(spec, config),
+        size=(config.size, config.size),
+        fps=config.fps,
+        audio=clip_waveform(spec, config),
+        audio_rate=config.audio_rate,
+        video_options={"preset": "veryfast", "qp": "0"},
+    )
 
 
-def _mux_audio(out, stream, audio: np.ndarray, position: int, chunk: int, rate: int) -> int:
-    import av
-
-    block = np.ascontiguousarray(audio[:, position : position + chunk])
-    frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=stream.layout.name)
-    frame.sample_rate = rate
-    frame.pts = position
-    frame.time_base = fractions.Fraction(1, rate)
-    for packet in stream.encode(frame):
-        out.mux(packet)
-    return position + block.shape[1]
-
-
-# ---------------------------------------------------------------- explanations and verifier text
 def _sentence(rng: random.Random, templates: Sequence[str], emotion: str | None) -> str:
     text = rng.choice(templates).format(s=rng.choice(SUBJECTS), c=rng.choice(CUE_WORDS[emotion]) if emotion else "")
     return text[0].upper() + text[1:]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fractions
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,12 +87,55 @@ def write_clip(
     `colorspace` / `color_range` tag the stream (FFmpeg's AVColorSpace / AVColorRange values,
     e.g. 1 = BT.709, 2 = full range). Returns the path.
     """
+    options: dict[str, str] = {}
+    if video_codec == "libx264":
+        options = {"preset": "veryfast", "crf": str(crf)}
+        if gop:
+            options.update({"keyint": str(gop), "min-keyint": str(gop), "scenecut": "0"})
+    width, height = size
+    n_frames = max(1, int(round(seconds * fps)))
+    audio = synthetic_waveform(seconds, audio_rate, channels, seed=seed) if audio_rate else None
+    return encode_mp4(
+        path,
+        iter_synthetic_frames(n_frames, width, height, seed=seed),
+        size=size,
+        fps=fps,
+        audio=audio,
+        audio_rate=audio_rate,
+        video_codec=video_codec,
+        pix_fmt=pix_fmt,
+        video_options=options,
+        gop=gop,
+        colorspace=colorspace,
+        color_range=color_range,
+    )
+
+
+def encode_mp4(
+    path: str | os.PathLike[str],
+    frames: Iterable[np.ndarray],
+    *,
+    size: tuple[int, int],
+    fps: int,
+    audio: np.ndarray | None = None,
+    audio_rate: int | None = None,
+    video_codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    video_options: dict[str, str] | None = None,
+    gop: int | None = None,
+    colorspace: int | None = None,
+    color_range: int | None = None,
+) -> Path:
+    """Mux RGB frames and an optional (channels, samples) float waveform into an MP4.
+
+    Audio is interleaved up to each frame's time, as real files are, so that demuxing costs
+    and seeking behave like those of camera footage rather than of one audio block at the end.
+    """
     import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     width, height = size
-    n_frames = max(1, int(round(seconds * fps)))
     with av.open(str(path), "w") as out:
         vs = out.add_stream(video_codec, rate=fps)
         vs.width, vs.height = width, height
@@ -101,24 +144,21 @@ def write_clip(
             vs.codec_context.colorspace = colorspace
         if color_range is not None:
             vs.codec_context.color_range = color_range
-        if video_codec == "libx264":
-            vs.options = {"preset": "veryfast", "crf": str(crf)}
+        if video_options:
+            vs.options = dict(video_options)
         if gop:
             vs.codec_context.gop_size = gop
-            if video_codec == "libx264":
-                vs.options = {**vs.options, "keyint": str(gop), "min-keyint": str(gop), "scenecut": "0"}
         astream = None
-        audio = None
-        if audio_rate:
+        if audio is not None:
+            if not audio_rate:
+                raise ValueError("encode_mp4: audio needs audio_rate")
+            channels = audio.shape[0]
             astream = out.add_stream("aac", rate=audio_rate)
             astream.layout = "stereo" if channels == 2 else ("mono" if channels == 1 else f"{channels}c")
-            audio = synthetic_waveform(seconds, audio_rate, channels, seed=seed)
-        a_pos = 0
-        a_chunk = 1024
-        for i, image in enumerate(iter_synthetic_frames(n_frames, width, height, seed=seed)):
+        a_pos, a_chunk = 0, 1024
+        for i, image in enumerate(frames):
             for packet in vs.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 out.mux(packet)
-            # interleave audio up to the current video time, as real files are
             while astream is not None and a_pos < audio.shape[1] and a_pos < (i + 1) * audio_rate / fps:
                 a_pos = _mux_audio_chunk(out, astream, audio, a_pos, a_chunk, audio_rate)
         for packet in vs.encode():
