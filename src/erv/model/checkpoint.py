@@ -43,7 +43,7 @@ import torch
 from erv.errors import ConfigError
 from erv.io.locations import resolve_model_location
 from erv.model.configuration import MODEL_TYPE, HumanOmniQwen2Config
-from erv.model.paths import ComponentPaths, resolve_components
+from erv.model.paths import ComponentPaths, config_get, resolve_components
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def resolve_attn_implementation(name: str | None, device_map: Any = None) -> str
 
 def recorded_tower_weights(config: Any) -> str:
     """The `tower_weights` a checkpoint's config (object or dict) asks for; "original" when it says nothing."""
-    value = config.get(TOWER_WEIGHTS_KEY) if isinstance(config, dict) else getattr(config, TOWER_WEIGHTS_KEY, None)
+    value = config_get(config, TOWER_WEIGHTS_KEY)
     if value is None:
         return "original"
     if value not in TOWER_WEIGHTS:
@@ -192,8 +192,9 @@ def prepare_config(
     bert: str | None = None,
     components_dir: str | os.PathLike[str] | None = None,
     tower_weights: str | None = "original",
-) -> tuple[Path, HumanOmniQwen2Config, ComponentPaths, set[str]]:
-    """Check the folder and complete its config (module doc, steps 1-4)."""
+) -> tuple[Path, HumanOmniQwen2Config, ComponentPaths, str]:
+    """Check the folder and complete its config (module doc, steps 1-4); also returns the
+    `tower_weights` in force (None: what the config records)."""
     from transformers import BertConfig, SiglipVisionConfig, WhisperConfig
 
     if tower_weights not in TOWER_WEIGHTS + (None,):
@@ -255,7 +256,7 @@ def prepare_config(
             ckpt,
         )
         config.mm_feature_compressor = "slow_fast"
-    return ckpt, config, paths, keys
+    return ckpt, config, paths, tower_weights
 
 
 # --------------------------------------------------------------------------------- weights
@@ -441,11 +442,7 @@ def load_checkpoint(
         hf_kwargs.pop(name, None)
     dtype = resolve_dtype(torch_dtype)
     attn = resolve_attn_implementation(attn_implementation, device_map)
-    if tower_weights is None:
-        tower_weights = recorded_tower_weights(
-            config if config is not None else read_checkpoint_config(checkpoint_dir(path))
-        )
-    ckpt, config, paths, _ = prepare_config(
+    ckpt, config, paths, tower_weights = prepare_config(
         path,
         config=config,
         vision_tower=vision_tower,

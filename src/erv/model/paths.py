@@ -73,10 +73,13 @@ def resolve_component(
     )
 
 
-def _config_get(config: Any, key: str) -> Any:
+def config_get(config: Any, key: str, default: Any = None) -> Any:
+    """A field of a checkpoint config given as a config object or as its raw config.json dict."""
+    if config is None:
+        return default
     if isinstance(config, dict):
-        return config.get(key)
-    return getattr(config, key, None)
+        return config.get(key, default)
+    return getattr(config, key, default)
 
 
 def resolve_components(
@@ -95,7 +98,7 @@ def resolve_components(
     def pick(arg: str | None, key: str, default: str | None, what: str) -> str:
         if arg:
             return resolve_component(str(arg), what=what, search_dirs=search, explicit=True)
-        value = _config_get(config, key) or default
+        value = config_get(config, key) or default
         if not value:
             raise ConfigError(f"{ckpt}/config.json has no {key!r}; pass the {what} explicitly")
         return resolve_component(str(value), what=what, search_dirs=search)

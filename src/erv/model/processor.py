@@ -50,6 +50,7 @@ from erv.media import (
 from erv.model.checkpoint import checkpoint_dir as local_checkpoint_dir
 from erv.model.checkpoint import read_checkpoint_config
 from erv.model.constants import IGNORE_INDEX, PLACEHOLDER_IDS
+from erv.model.paths import config_get
 
 if TYPE_CHECKING:  # pragma: no cover
     from transformers import BatchFeature
@@ -94,14 +95,6 @@ MODEL_INPUT_NAMES = (
     "bert_attention_mask",
     "bert_token_type_ids",
 )
-
-
-def _config_get(config: Any, key: str, default: Any = None) -> Any:
-    if config is None:
-        return default
-    if isinstance(config, dict):
-        return config.get(key, default)
-    return getattr(config, key, default)
 
 
 def sft_user_turn(human_value: str, *, wrap: bool) -> str:
@@ -215,7 +208,7 @@ class HumanOmniProcessor:
         if tokenizer.pad_token is None and getattr(tokenizer, "unk_token", None) is not None:
             tokenizer.pad_token = tokenizer.unk_token  # as model_init does
         frames = (
-            num_frames if num_frames is not None else int(_config_get(config, "num_frames", NUM_FRAMES) or NUM_FRAMES)
+            num_frames if num_frames is not None else int(config_get(config, "num_frames", NUM_FRAMES) or NUM_FRAMES)
         )
         media = MediaProcessor(
             FrameProcessor.from_pretrained(vision_tower),
@@ -231,8 +224,8 @@ class HumanOmniProcessor:
             tokenizer,
             bert_tokenizer,
             media,
-            mm_use_x_start_end=bool(_config_get(config, "mm_use_x_start_end", False)),
-            model_type=str(_config_get(config, "model_type", "HumanOmni_qwen2")),
+            mm_use_x_start_end=bool(config_get(config, "mm_use_x_start_end", False)),
+            model_type=str(config_get(config, "model_type", "HumanOmni_qwen2")),
             prompt_style=prompt_style,
             modal=modal,
         )
