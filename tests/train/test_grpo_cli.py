@@ -164,6 +164,21 @@ def test_recipes_parse_and_hold_the_paper_and_released_settings():
     assert model_args.tune_parts == ["llm", "mm_projector", "audio_projector", "bert", "bert_gate"]
 
 
+@pytest.mark.parametrize("trainer", ["sft", "grpo"])
+def test_report_to_with_a_comma_names_both_backends(trainer):
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    from erv.train.sft import parse_sft_args
+
+    parse = {"sft": parse_sft_args, "grpo": parse_grpo_args}[trainer]
+    recipe = REPO / "configs" / trainer / "tiny.yaml"
+    try:
+        training_args = parse(["--config", str(recipe), "--use_cpu", "true", "--report_to", "tensorboard,wandb"])[-1]
+    finally:
+        unset_hf_deepspeed_config()
+    assert training_args.report_to == ["tensorboard", "wandb"]
+
+
 def test_launch_script_builds_the_torchrun_command():
     env = dict(os.environ, ERV_DRY_RUN="1", NPROC_PER_NODE="8", GLOBAL_BATCH="64")
     run = subprocess.run(

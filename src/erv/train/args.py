@@ -11,6 +11,7 @@ like theirs. docs/training.md lists every field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from erv.train.parts import PAPER_SFT_PARTS, TUNABLE_PARTS
 
@@ -18,6 +19,17 @@ MEDIA_ERROR_POLICIES = ("skip", "error")
 MISSING_AUDIO_CHOICES = ("zeros", "skip", "error")
 ASPECT_RATIO_CHOICES = ("pad", "none")
 MODAL_CHOICES = ("video_audio", "video", "audio")
+
+
+def split_report_to(training_args: Any) -> None:
+    """`--report_to tensorboard,wandb` on the command line means both (a YAML list works as well).
+
+    Called by the trainers' config classes before `TrainingArguments.__post_init__`, which would
+    turn the string into the one-item list `["tensorboard,wandb"]`.
+    """
+    value = training_args.report_to
+    if isinstance(value, str) and "," in value:
+        training_args.report_to = [part.strip() for part in value.split(",") if part.strip()]
 
 
 @dataclass

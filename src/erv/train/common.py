@@ -67,13 +67,6 @@ def trainer_config_errors() -> Iterator[None]:
         raise ConfigError(one_line_text(str(exc))) from None
 
 
-def split_report_to(training_args: Any) -> None:
-    """`--report_to tensorboard,wandb` on the command line means both (a YAML list works as well)."""
-    value = training_args.report_to
-    if isinstance(value, str) and "," in value:
-        training_args.report_to = [part.strip() for part in value.split(",") if part.strip()]
-
-
 def validate_data_args(data_args: DataArguments) -> None:
     """Choices the YAML path of the parser does not check."""
     checks = (

@@ -34,7 +34,6 @@ from erv.train.common import (
     resolve_resume,
     save_final_checkpoint,
     setup_logging,
-    split_report_to,
     trainer_config_errors,
 )
 from erv.train.grpo_trainer import HumanOmniGRPOConfig, HumanOmniGRPOTrainer
@@ -144,7 +143,6 @@ def train_grpo(
     from erv.rewards import build_rewards
     from erv.train.grpo_data import grpo_rows
 
-    split_report_to(training_args)
     prepare_reporting(training_args)
     main_process = training_args.process_index == 0
     output_dir = Path(training_args.output_dir)

@@ -41,6 +41,7 @@ from trl.trainer.callbacks import SyncRefModelCallback
 from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model, split_tensor_dict
 
 from erv.errors import ConfigError
+from erv.train.args import split_report_to
 from erv.train.grpo_data import INDEX_KEY, MEDIA_KEY, RolloutCollator, RolloutDataset, RoundSampler, load_rollout_media
 from erv.train.parts import TOWER_PARTS, frozen_parts
 from erv.train.rollout import SamplingSettings, generate_shared_prefix
@@ -94,6 +95,7 @@ class HumanOmniGRPOConfig(GRPOConfig):
     )
 
     def __post_init__(self) -> None:
+        split_report_to(self)
         super().__post_init__()
         if self.prompt_style not in ("grpo", "inference"):
             raise ConfigError(f"prompt_style must be 'grpo' or 'inference', got {self.prompt_style!r}")

@@ -27,7 +27,7 @@ from transformers import Trainer, TrainingArguments
 
 from erv.io.recipes import parse_recipe
 from erv.model.processor import MODEL_INPUT_NAMES
-from erv.train.args import DataArguments, ModelArguments
+from erv.train.args import DataArguments, ModelArguments, split_report_to
 from erv.train.common import (
     SKIPPED_MEDIA_FILE,
     check_model_location,
@@ -38,7 +38,6 @@ from erv.train.common import (
     resolve_resume,
     save_final_checkpoint,
     setup_logging,
-    split_report_to,
     trainer_config_errors,
 )
 from erv.train.data import MediaReport, TrainingCollator, TrainingDataset, placeholder_expansion
