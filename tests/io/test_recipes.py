@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -14,6 +14,7 @@ from erv.io.recipes import parse_recipe
 class Args:
     learning_rate: float = 1e-3
     name: str = "x"
+    mode: str | None = field(default=None, metadata={"choices": ["fast", "exact"]})
 
 
 @pytest.mark.parametrize(
@@ -39,3 +40,15 @@ def test_a_folder_is_not_a_recipe_and_a_good_recipe_parses(tmp_path):
     (tmp_path / "r.yaml").write_text("learning_rate: 2.0e-5\n")
     (args,) = parse_recipe((Args,), ["--config", str(tmp_path / "r.yaml"), "--name", "y"], "erv test")
     assert (args.learning_rate, args.name) == (2e-5, "y")
+
+
+def test_a_choice_from_the_recipe_is_checked_like_one_from_the_command_line(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("mode: quick\n")
+    with pytest.raises(ConfigError, match="mode must be one of fast, exact, got 'quick'"):
+        parse_recipe((Args,), ["--config", str(recipe)], "erv test")
+    with pytest.raises(ConfigError, match="invalid choice: 'quick'"):
+        parse_recipe((Args,), ["--mode", "quick"], "erv test")
+    recipe.write_text("mode: exact\n")
+    assert parse_recipe((Args,), ["--config", str(recipe)], "erv test")[0].mode == "exact"
+    assert parse_recipe((Args,), [], "erv test")[0].mode is None

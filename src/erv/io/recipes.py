@@ -7,6 +7,7 @@ file is checked first and every such failure is a :class:`ConfigError` naming th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,24 @@ def check_recipe_file(path: str) -> None:
         raise ConfigError(f"{path}: a recipe must be a YAML mapping of field: value, got {type(data).__name__}")
 
 
+def check_choices(arguments: Any) -> None:
+    """Every field with `choices` metadata holds one of them (None: unset).
+
+    argparse checks choices only for values given on the command line; values from the YAML
+    recipe become parser defaults and pass unchecked, so they are checked here.
+    """
+    for spec in dataclasses.fields(arguments):
+        choices, value = spec.metadata.get("choices"), getattr(arguments, spec.name)
+        if choices is not None and value is not None and value not in choices:
+            raise ConfigError(f"{spec.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
 def parse_recipe(dataclass_types: Sequence[type], argv: Sequence[str], prog: str) -> tuple[Any, ...]:
     """The dataclasses filled from the recipe and the command line (TRL's `TrlParser`).
 
     A field that no dataclass has (in the YAML or on the command line), a misspelt or
-    abbreviated option and an invalid value become a ConfigError (one line, exit 2).
+    abbreviated option, an invalid value and a value outside a field's `choices` become a
+    ConfigError (one line, exit 2).
     """
     from trl import TrlParser
 
@@ -67,8 +81,11 @@ def parse_recipe(dataclass_types: Sequence[type], argv: Sequence[str], prog: str
     parser = _RecipeParser(tuple(dataclass_types), allow_abbrev=False)
     parser.prog = prog
     try:
-        return tuple(parser.parse_args_and_config(argv))
+        parsed = tuple(parser.parse_args_and_config(argv))
     except ValueError as exc:
         raise ConfigError(one_line_text(str(exc)) or f"{prog}: invalid arguments") from None
     except OSError as exc:
         raise ConfigError(f"cannot read the recipe: {exc}") from None
+    for arguments in parsed:
+        check_choices(arguments)
+    return parsed

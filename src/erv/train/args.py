@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from erv.media.common import AUDIO_MODES, MISSING_AUDIO_POLICIES, VIDEO_BACKENDS
+from erv.model.checkpoint import TOWER_WEIGHTS
 from erv.train.parts import PAPER_SFT_PARTS, TUNABLE_PARTS
 
 MEDIA_ERROR_POLICIES = ("skip", "error")
-MISSING_AUDIO_CHOICES = ("zeros", "skip", "error")
 ASPECT_RATIO_CHOICES = ("pad", "none")
 MODAL_CHOICES = ("video_audio", "video", "audio")
 
@@ -57,7 +58,7 @@ class ModelArguments:
         metadata={
             "help": "original: towers from their folders (the reference); checkpoint: the copies in the "
             "checkpoint; default: what the checkpoint records (our outputs: checkpoint), else original.",
-            "choices": ["original", "checkpoint"],
+            "choices": list(TOWER_WEIGHTS),
         },
     )
     torch_dtype: str | None = field(
@@ -116,10 +117,10 @@ class DataArguments:
         metadata={
             "help": "ffmpeg: correct 16 kHz mono decoding; reference: the released code's decord reader (with its "
             "bugs on stereo / non-16 kHz tracks).",
-            "choices": ["ffmpeg", "reference"],
+            "choices": list(AUDIO_MODES),
         },
     )
-    video_backend: str = field(default="pyav", metadata={"help": "pyav or decord.", "choices": ["pyav", "decord"]})
+    video_backend: str = field(default="pyav", metadata={"help": "pyav or decord.", "choices": list(VIDEO_BACKENDS)})
     instruction: str | None = field(
         default=None, metadata={"help": "Instruction for records that have none (default: records must have one)."}
     )
@@ -136,7 +137,7 @@ class DataArguments:
         metadata={
             "help": "A video without an audio track: zeros (the reference's silent substitute, counted), skip, "
             "error. Default: as on_media_error.",
-            "choices": list(MISSING_AUDIO_CHOICES),
+            "choices": list(MISSING_AUDIO_POLICIES),
         },
     )
     check_media: bool = field(

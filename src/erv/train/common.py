@@ -19,14 +19,8 @@ from typing import Any
 
 from erv.errors import ConfigError, ErvError, one_line_text
 from erv.io.jsonl import write_jsonl
-from erv.train.args import (
-    ASPECT_RATIO_CHOICES,
-    MEDIA_ERROR_POLICIES,
-    MISSING_AUDIO_CHOICES,
-    MODAL_CHOICES,
-    DataArguments,
-    ModelArguments,
-)
+from erv.io.recipes import check_choices
+from erv.train.args import DataArguments, ModelArguments
 from erv.train.data import MediaReport, TrainingRecords, apply_media_policy, check_media, read_training_records
 from erv.train.parts import (
     apply_tune_parts,
@@ -68,18 +62,8 @@ def trainer_config_errors() -> Iterator[None]:
 
 
 def validate_data_args(data_args: DataArguments) -> None:
-    """Choices the YAML path of the parser does not check."""
-    checks = (
-        ("on_media_error", data_args.on_media_error, MEDIA_ERROR_POLICIES),
-        ("on_missing_audio", data_args.missing_audio_policy(), MISSING_AUDIO_CHOICES),
-        ("aspect_ratio", data_args.aspect_ratio, ASPECT_RATIO_CHOICES),
-        ("modal", data_args.modal, MODAL_CHOICES),
-        ("audio_mode", data_args.audio_mode, ("ffmpeg", "reference")),
-        ("video_backend", data_args.video_backend, ("pyav", "decord")),
-    )
-    for name, value, choices in checks:
-        if value not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    """The data fields' choices (again, for arguments built in code rather than parsed) and bounds."""
+    check_choices(data_args)  # on_missing_audio unset falls back to on_media_error, checked here too
     if data_args.num_frames < 1:
         raise ConfigError(f"num_frames must be at least 1, got {data_args.num_frames}")
 
@@ -93,8 +77,7 @@ def check_model_location(model_args: ModelArguments) -> Path:
     folder = checkpoint_dir(model_args.model_name_or_path)
     read_checkpoint_config(folder)
     normalize_parts(model_args.tune_parts)
-    if model_args.tower_weights not in (None, "original", "checkpoint"):
-        raise ConfigError(f"tower_weights must be original or checkpoint, got {model_args.tower_weights!r}")
+    check_choices(model_args)  # tower_weights, for arguments built in code
     return folder
 
 
