@@ -123,6 +123,32 @@ def test_media_precheck_finds_missing_corrupt_and_silent_clips(bad_media):
         apply_media_policy(data, issues, on_media_error="skip", on_missing_audio="error")
 
 
+def test_media_precheck_refuses_frame_folders_the_decoder_refuses(sft_data, tmp_path):
+    from PIL import Image
+
+    from erv.media import read_video_frames
+
+    folders = {name: tmp_path / name for name in ("frames", "stray", "empty")}
+    for name, folder in folders.items():
+        folder.mkdir()
+        if name != "empty":
+            for k in range(3):
+                Image.new("RGB", (32, 32), (40 * k, 0, 0)).save(folder / f"{k:03d}.png")
+        (folder / ".hidden").write_text("ignored, as the decoder ignores it")
+    (folders["stray"] / "notes.txt").write_text("not a frame")
+    audio = str(sft_data.parent / json.loads(sft_data.read_text())[0]["video"])
+    record = json.loads(sft_data.read_text())[0]
+    records = [dict(record, id=name, video=str(folder), audio=audio) for name, folder in folders.items()]
+    data = read_training_records(write_records(tmp_path / "r.json", records), with_answers=True)
+    issues = check_media(data)
+    assert [(i.index, i.kind) for i in issues] == [(1, "video"), (2, "video")]
+    assert "non-image entries ['notes.txt']" in issues[0].reason and "no frames" in issues[1].reason
+    read_video_frames(str(folders["frames"]), num_frames=2)  # what passes the check decodes
+    for folder in (folders["stray"], folders["empty"]):
+        with pytest.raises(MediaError):
+            read_video_frames(str(folder), num_frames=2)
+
+
 def test_clip_failing_in_a_worker_is_replaced_and_reported(sft_data, processor, tmp_path):
     records = json.loads(sft_data.read_text())[:3]
     for rec in records:

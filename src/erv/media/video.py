@@ -58,7 +58,8 @@ def _read_image(path: str | os.PathLike[str]) -> np.ndarray:
         raise MediaError(f"cannot read frame image {path}: {exc}") from exc
 
 
-def _frame_folder_files(folder: Path) -> list[Path]:
+def frame_folder_files(folder: Path) -> list[Path]:
+    """The frames of a frame folder, in order; a folder the decoder would refuse raises MediaError."""
     names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
     bad = [n for n in names if Path(n).suffix.lower() not in IMAGE_SUFFIXES]
     if bad:
@@ -109,7 +110,7 @@ def read_video_frames(
     if isinstance(video, (str, os.PathLike)):
         path = Path(video)
         if path.is_dir():
-            files = _frame_folder_files(path)
+            files = frame_folder_files(path)
             wanted = select_frame_indices(len(files), FRAME_FOLDER_FPS, num_frames, start, end, source=str(path))
             cache: dict[int, np.ndarray] = {}
             frames = []

@@ -67,6 +67,16 @@ def record_answer(record: dict[str, Any], *, where: str = "record") -> str:
     raise RecordError(f"{where}: no answer (expected 'answer', 'solution' or a gpt turn in 'conversations')")
 
 
+def resolve_media_path(path: str | None, video_root: str | os.PathLike[str] | None) -> str | None:
+    """A record's media path; a relative one is taken under `video_root` when one is given."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_absolute() and video_root is not None:
+        p = Path(video_root) / p
+    return str(p)
+
+
 class HumanOmniDataset(Dataset):
     """One item per record: decoded media, prompt ids (and labels), BERT question ids.
 
@@ -122,12 +132,7 @@ class HumanOmniDataset(Dataset):
         return len(self.records)
 
     def resolve(self, path: str | None) -> str | None:
-        if path is None:
-            return None
-        p = Path(path)
-        if not p.is_absolute() and self.video_root is not None:
-            p = self.video_root / p
-        return str(p)
+        return resolve_media_path(path, self.video_root)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]

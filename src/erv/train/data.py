@@ -26,9 +26,15 @@ from typing import Any
 from erv.errors import ConfigError, MediaError, RecordError
 from erv.io.jsonl import iter_json_records
 from erv.media import MediaFile
-from erv.media.common import IMAGE_SUFFIXES
+from erv.media.video import frame_folder_files
 from erv.model.constants import AUDIO_PLACEHOLDER, VIDEO_PLACEHOLDER
-from erv.model.dataset import HumanOmniCollator, HumanOmniDataset, record_answer, record_instruction
+from erv.model.dataset import (
+    HumanOmniCollator,
+    HumanOmniDataset,
+    record_answer,
+    record_instruction,
+    resolve_media_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,15 +107,6 @@ class MediaIssue:
     reason: str
 
 
-def resolve_media_path(path: str | None, video_root: str | os.PathLike[str] | None) -> str | None:
-    if path is None:
-        return None
-    p = Path(path)
-    if not p.is_absolute() and video_root is not None:
-        p = Path(video_root) / p
-    return str(p)
-
-
 def _probe(video: str | None, audio: str | None, needs_video: bool, needs_audio: bool) -> tuple[str, str] | None:
     """(kind, reason) of the first problem of one record's media, or None."""
     try:
@@ -117,8 +114,7 @@ def _probe(video: str | None, audio: str | None, needs_video: bool, needs_audio:
             if video is None:
                 return "video", "no video path"
             if Path(video).is_dir():
-                if not any(f.suffix.lower() in IMAGE_SUFFIXES for f in Path(video).iterdir()):
-                    return "video", f"frame folder has no images: {video}"
+                frame_folder_files(Path(video))  # the decoder's own rule: images only, at least one
                 if needs_audio and audio is None:
                     return "audio", f"{video}: a frame folder has no audio track"
             else:
@@ -141,7 +137,6 @@ def check_media(
     *,
     video_root: str | os.PathLike[str] | None = None,
     modal: str = "video_audio",
-    workers: int | None = None,
 ) -> list[MediaIssue]:
     """Probe every record's media (open + demux, no decoding); the issues found, in record order."""
     needs_video = modal in ("video_audio", "video")
@@ -153,7 +148,7 @@ def check_media(
         )
         for rec in data.records
     ]
-    workers = workers or max(1, min(8, os.cpu_count() or 1))
+    workers = max(1, min(8, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(lambda job: _probe(job[0], job[1], needs_video, needs_audio), jobs))
     issues = []
@@ -170,7 +165,6 @@ def check_media(
 class MediaReport:
     """What the media policy did: records left out before training, clips zero-filled, run-time skips."""
 
-    total: int = 0
     skipped: list[MediaIssue] | None = None  # left out by the pre-check
     zero_filled_audio: int = 0  # no audio track, trained on the reference's silent substitute
     runtime_skipped: dict[str, str] | None = None  # sample id -> reason, replaced in a worker
@@ -197,7 +191,7 @@ def apply_media_policy(
     on_missing_audio: str,
 ) -> tuple[list[int], MediaReport]:
     """Indices of the records to train on and the report; raise MediaError where the policy says error."""
-    report = MediaReport(total=len(data.records))
+    report = MediaReport()
     for kind, policy in (("video", on_media_error), ("audio", on_missing_audio)):
         bad = [i for i in issues if i.kind == kind]
         if bad and policy == "error":
@@ -281,7 +275,7 @@ class TrainingDataset(HumanOmniDataset):
 
     def llm_length(self, ids: Sequence[int]) -> int:
         """Length of `ids` once the placeholders are expanded into their feature rows."""
-        return len(ids) + sum(ids.count(ph) * (n - 1) for ph, n in self.expansion.items())
+        return len(ids) + added_positions(ids, self.expansion)
 
     def _text_limit(self, ids: Sequence[int]) -> int:
         assert self.max_length is not None
@@ -341,6 +335,11 @@ def end_of_turn_id(tokenizer: Any) -> int | None:
     if isinstance(token_id, int) and token_id != getattr(tokenizer, "unk_token_id", None) and token_id >= 0:
         return token_id
     return tokenizer.eos_token_id
+
+
+def added_positions(ids: Sequence[int], expansion: dict[int, int]) -> int:
+    """Positions the placeholders of `ids` add once each becomes its `expansion[placeholder]` rows."""
+    return sum(ids.count(placeholder) * (n - 1) for placeholder, n in expansion.items())
 
 
 def placeholder_expansion(model: Any, num_frames: int) -> dict[int, int]:

@@ -192,9 +192,10 @@ def train_grpo(
 
 
 def load_reference(model_args: ModelArguments, training_args: HumanOmniGRPOConfig) -> Any:
-    """A frozen copy of the starting checkpoint, for the KL term (TRL cannot build one for HumanOmni)."""
+    """A copy of the starting checkpoint, for the KL term (TRL cannot build one for HumanOmni); the
+    trainer freezes and prepares it."""
     _, model = load_checkpoint_model(model_args, training_args)
-    return model.requires_grad_(False).eval()
+    return model
 
 
 def parse_grpo_args(argv: Sequence[str]) -> tuple[ModelArguments, DataArguments, RewardArguments, HumanOmniGRPOConfig]:

@@ -27,8 +27,8 @@ from trl.trainer.utils import RepeatSampler
 from erv.data.emotions import get_taxonomy
 from erv.data.records import record_id, validate_grpo_record
 from erv.errors import MediaError, RecordError
-from erv.model.dataset import record_instruction
-from erv.train.data import TrainingRecords, read_training_records, resolve_media_path
+from erv.model.dataset import record_instruction, resolve_media_path
+from erv.train.data import TrainingRecords, read_training_records
 
 INDEX_KEY = "_erv_index"
 """Dataset row index of a rollout row: identifies its prompt (its group) within a round."""

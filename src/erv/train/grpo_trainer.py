@@ -282,7 +282,7 @@ class HumanOmniGRPOTrainer(GRPOTrainer):
         ids, mask = self.processor.pad_sequences(rnd.prompt_ids, padding_side="left")
         ids, mask, row_prompt, inputs = ids.to(device), mask.to(device), rnd.row_prompt, rnd.inputs
         if not self.args.shared_prefix_generation:  # every completion row prefills its own copy
-            ids, mask, inputs = ids[row_prompt], mask[row_prompt], {k: v[row_prompt] for k, v in inputs.items()}
+            ids, mask, inputs = ids[row_prompt], mask[row_prompt], rnd.prompt_inputs(row_prompt)
             row_prompt = torch.arange(len(row_prompt), device=device)
         synced = is_deepspeed_zero3_enabled() and self.accelerator.num_processes > 1
         with (
@@ -417,7 +417,7 @@ class HumanOmniGRPOTrainer(GRPOTrainer):
                 device=input_ids.device,
             )
             prompt_index = torch.tensor([prompt for prompt, _ in units], device=input_ids.device)
-            media = {name: value[prompt_index.to(value.device)] for name, value in rnd.inputs.items()}
+            media = rnd.prompt_inputs(prompt_index)
             with self.accelerator.autocast():
                 out = model(
                     input_ids=packed.input_ids,

@@ -138,12 +138,6 @@ def frozen_parts(model: Any) -> tuple[str, ...]:
     return tuple(part for part in TUNABLE_PARTS if part not in training)
 
 
-def towers_frozen(model: Any) -> bool:
-    """True when neither tower trains, so their features for one input never change during a step."""
-    frozen = frozen_parts(model)
-    return all(part in frozen for part in TOWER_PARTS)
-
-
 def parameter_counts(model: Any) -> dict[str, dict[str, int]]:
     """{part: {"trainable": n, "frozen": n}} parameter element counts, for the start-of-run log."""
     counts = {part: {"trainable": 0, "frozen": 0} for part in TUNABLE_PARTS}

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from erv.errors import ModelInputError
-from erv.model.constants import AUDIO_PLACEHOLDER, IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
+from erv.model.constants import IMAGE_PLACEHOLDER, VIDEO_PLACEHOLDER
+from erv.train.data import added_positions, placeholder_expansion
 
 
 @dataclass
@@ -38,10 +39,13 @@ class PromptRound:
     def num_prompts(self) -> int:
         return len(self.prompt_ids)
 
+    def prompt_inputs(self, prompts: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The multimodal inputs of the distinct prompts `prompts` (one row each, repeats allowed)."""
+        return {name: value[prompts.to(value.device)] for name, value in self.inputs.items()}
+
     def row_inputs(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         """The multimodal inputs for completion rows (`rows` indexes `row_prompt`)."""
-        index = self.row_prompt[rows.to(self.row_prompt.device)]
-        return {name: value[index.to(value.device)] for name, value in self.inputs.items()}
+        return self.prompt_inputs(self.row_prompt[rows.to(self.row_prompt.device)])
 
 
 def group_rows(keys: Sequence[Any]) -> tuple[list[int], torch.Tensor]:
@@ -57,14 +61,9 @@ def group_rows(keys: Sequence[Any]) -> tuple[list[int], torch.Tensor]:
 
 def extra_positions(model: Any, prompt_ids: Sequence[Sequence[int]], frames: int) -> int:
     """Positions the placeholders add when spliced; the same for every prompt of a round."""
-    inner = model.model
-    video = inner.num_video_tokens(frames) - 1
-    audio = inner.num_audio_tokens() - 1
-    counts = {
-        sum(video for t in ids if t in (VIDEO_PLACEHOLDER, IMAGE_PLACEHOLDER))
-        + sum(audio for t in ids if t == AUDIO_PLACEHOLDER)
-        for ids in prompt_ids
-    }
+    expansion = placeholder_expansion(model, frames)
+    expansion[IMAGE_PLACEHOLDER] = expansion[VIDEO_PLACEHOLDER]  # spliced as a one-clip video
+    counts = {added_positions(ids, expansion) for ids in prompt_ids}
     if len(counts) != 1:
         raise ModelInputError(
             f"the prompts of one round expand differently ({sorted(counts)}): every GRPO prompt "
