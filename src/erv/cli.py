@@ -19,7 +19,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
-from erv.errors import ErvError, ErvWarning
+from erv.errors import ErvError, ErvWarning, one_line_text
 
 SIGPIPE_STATUS = 128 + getattr(signal, "SIGPIPE", 13)
 
@@ -93,7 +93,7 @@ def run_command(name: str, rest: Sequence[str], prog: str | None = None) -> int:
         _discard_stdout()
         return SIGPIPE_STATUS
     except ErvError as exc:
-        print(f"{label}: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"{label}: error: {one_line_text(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # the environment, not the code: a full disk, a permission, a vanished file
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
@@ -102,10 +102,6 @@ def run_command(name: str, rest: Sequence[str], prog: str | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{label}: interrupted", file=sys.stderr)
         return 130
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split("\n"))
 
 
 def _discard_stdout() -> None:
@@ -129,7 +125,7 @@ def _plain_warnings(label: str) -> Iterator[None]:
 
     def formatwarning(message, category, filename, lineno, line=None):  # noqa: ANN001 - stdlib signature
         if isinstance(category, type) and issubclass(category, ErvWarning):
-            return f"{label}: warning: {_one_line(str(message))}\n"
+            return f"{label}: warning: {one_line_text(str(message))}\n"
         return previous(message, category, filename, lineno, line)
 
     warnings.formatwarning = formatwarning

@@ -46,6 +46,24 @@ def test_an_unwritable_output_folder(capsys, tmp_path, release, records_file):
     assert f"--out {out}: {blocker} is a file, so nothing can be written under it" in line
 
 
+@pytest.mark.parametrize(
+    "option,message", [(("--batch-size", "0"), "--batch-size must be at least 1"), (("--limit", "0"), "--limit")]
+)
+def test_bad_run_options_are_refused_before_the_model_loads(
+    capsys, tmp_path, release, records_file, monkeypatch, option, message
+):
+    import erv.model
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(erv.model, "load_model", no_loading)
+    out = tmp_path / "P.jsonl"
+    line = fails(capsys, "--model", str(release), "--data", str(records_file), "--out", str(out), *option)
+    assert message in line and "got 0" in line
+    assert not out.exists()
+
+
 @pytest.fixture(scope="module")
 def other_checkpoint(tiny_fixture):
     """The reference fixture: another tiny HumanOmni checkpoint (its BERT folder passed explicitly)."""

@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from erv.errors import ConfigError
 from erv.inference.settings import DEFAULT_MAX_NEW_TOKENS, DEFAULT_TOP_P, PAPER_TEMPERATURE, InferenceSettings
@@ -88,26 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve_checkpoint(name: str) -> Path:
-    """The local checkpoint folder (a hub id is looked up in, or fetched to, the HF cache)."""
-    from erv.model.checkpoint import checkpoint_dir
-
-    try:
-        return checkpoint_dir(name)
-    except ConfigError as exc:  # hub errors span several lines
-        raise ConfigError(" ".join(str(exc).split())) from None
-
-
 def _default_workers(world_size: int) -> int:
     return max(1, min(8, (os.cpu_count() or 2) // world_size - 1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    ckpt = resolve_checkpoint(args.model)  # a path-like name that does not exist fails here, at once
+    from erv.model.checkpoint import checkpoint_dir
+
+    ckpt = checkpoint_dir(args.model)  # a path-like name that does not exist fails here, at once
     check_output_file(args.out, "--out", inputs=[args.data])
     if args.num_workers is not None and args.num_workers < 0:
         raise ConfigError(f"--num-workers must be 0 or more, got {args.num_workers}")
+    from erv.inference.run import check_run_options
+
+    check_run_options(batch_size=args.batch_size, limit=args.limit)
     from erv.inference.inputs import read_inference_items
 
     items = read_inference_items(args.data, dataset=args.dataset)

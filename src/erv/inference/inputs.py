@@ -31,7 +31,6 @@ class InferenceItem:
     dataset: str | None
     gold: str
     record: dict[str, Any]
-    where: str
     input_hash: str
 
 
@@ -87,7 +86,7 @@ def read_inference_items(path: PathLike, *, dataset: str | None = None) -> list[
         if sample_id in seen:
             raise RecordError(f"{where}: duplicate id {sample_id!r} (first at {seen[sample_id]})")
         seen[sample_id] = where
-        item = InferenceItem(len(items), sample_id, video, name, gold, dict(record), where, content_hash(record))
+        item = InferenceItem(len(items), sample_id, video, name, gold, dict(record), content_hash(record))
         items.append(item)
     if not items:
         raise RecordError(f"{path}: file holds no records")

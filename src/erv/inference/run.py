@@ -27,7 +27,8 @@ from erv.inference.distributed import Ranks
 from erv.inference.engine import InferenceEngine
 from erv.inference.identity import check_header, read_header, write_header
 from erv.inference.inputs import InferenceItem
-from erv.inference.store import PredictionStore, error_record, prediction_record, shard_path, succeeded
+from erv.inference.store import PredictionStore, error_record, prediction_record, shard_path
+from erv.io.identity import succeeded
 from erv.io.jobs import ResumableJob, progress_bar
 from erv.io.jsonl import PathLike, exclusive_output
 from erv.model import make_dataloader
@@ -123,6 +124,14 @@ def _predict(
     counts.tokens = engine.tokens
 
 
+def check_run_options(*, batch_size: int, limit: int | None) -> None:
+    """Bounds of the run options; `erv infer` checks them before loading the model."""
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+
+
 def run_inference(
     engine: InferenceEngine,
     items: Sequence[InferenceItem],
@@ -140,10 +149,7 @@ def run_inference(
 ) -> InferenceSummary | None:
     """Predict `items` (the first `limit`) into `out` (module doc); the summary on rank 0, None elsewhere."""
     ranks = ranks or Ranks()
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    check_run_options(batch_size=batch_size, limit=limit)
     start = time.perf_counter()
     out = Path(out)
     selected = list(items[:limit] if limit is not None else items)
@@ -166,9 +172,7 @@ def run_inference(
         mine = [items[i] for i in plan["order"][ranks.rank :: ranks.world_size]]
         counts = InferenceSummary()
         shard = shard_path(out, ranks.rank)
-        job = ResumableJob(
-            shard, "erv infer", load=lambda: store.load([shard]).values(), arrange=store.arrange, done=succeeded
-        )
+        job = ResumableJob(shard, "erv infer", load=lambda: store.load([shard]).values(), arrange=store.arrange)
         desc = "erv infer" if ranks.world_size == 1 else f"erv infer (rank 0 of {ranks.world_size})"
         bar = progress_bar(len(mine), desc, "sample", progress if ranks.is_main else False)
         try:

@@ -112,7 +112,6 @@ class Decoding:
     generation: Any  # transformers.GenerationConfig, greedy
     sampler: dict[str, Any] | None  # effective sampling fields, None for greedy
     stop_ids: tuple[int, ...]
-    pad_id: int
 
     def describe(self) -> dict[str, Any]:
         """The generation config as recorded: the entries that differ from transformers' global defaults."""
@@ -173,4 +172,4 @@ def build_decoding(model: Any, tokenizer: Any, settings: InferenceSettings) -> D
     # warning about a max_length it filled in itself
     generation.max_length = model.generation_config.max_length
     generation.min_length = model.generation_config.min_length
-    return Decoding(generation, sampler, stops, pad)
+    return Decoding(generation, sampler, stops)

@@ -22,6 +22,7 @@ from typing import Any
 
 from erv.errors import ConfigError
 from erv.inference.inputs import InferenceItem
+from erv.io.identity import keep_record
 from erv.io.jsonl import PathLike, iter_json_records, write_jsonl
 
 Record = dict[str, Any]
@@ -61,10 +62,6 @@ def error_record(item: InferenceItem, run: str, reason: str) -> Record:
     record = _base(item)
     record.update(response=None, error=reason or "unknown error", input=item.input_hash, run=run)
     return record
-
-
-def succeeded(record: Record) -> bool:
-    return record.get("error") is None
 
 
 def shard_dir(out: PathLike) -> Path:
@@ -112,10 +109,7 @@ class PredictionStore:
                 if record.get("input") != item.input_hash:
                     self.changed.add(sample_id)  # the input record changed since: predict it again
                     continue
-                previous = chosen.get(sample_id)
-                if previous is not None and succeeded(previous):
-                    continue
-                chosen[sample_id] = record
+                keep_record(chosen, sample_id, record, None)  # records of a changed input were left out above
         return chosen
 
     def arrange(self, records: Iterable[Record]) -> list[Record]:

@@ -51,7 +51,8 @@ def is_current(record: Record, expected: str | None) -> bool:
     return expected is not None and record.get(INPUT_HASH_KEY) == expected
 
 
-def _succeeded(record: Record) -> bool:
+def succeeded(record: Record) -> bool:
+    """Whether a job record holds a result (a failure stores its reason in `error`)."""
     return record.get("error") is None
 
 
@@ -71,7 +72,7 @@ def keep_record(chosen: dict[Hashable, Record], unit: Hashable, record: Record, 
         if now:
             chosen[unit] = record
         return
-    if not _succeeded(previous):
+    if not succeeded(previous):
         chosen[unit] = record
 
 

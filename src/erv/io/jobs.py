@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from erv.errors import ConfigError
-from erv.io.identity import INPUT_HASH_KEY, check_on_changed, stale_message
+from erv.io.identity import INPUT_HASH_KEY, check_on_changed, stale_message, succeeded
 from erv.io.jsonl import JsonlAppender, PathLike, exclusive_output, write_jsonl
 
 T = TypeVar("T")
@@ -98,10 +98,6 @@ class BatchWriter:
         await self._task
 
 
-def _succeeded(record: Record) -> bool:
-    return record.get("error") is None
-
-
 class ResumableJob:
     """Lock → resume → append → compact, for one output file (module doc).
 
@@ -121,7 +117,7 @@ class ResumableJob:
         *,
         load: Callable[[], Iterable[Record]],
         arrange: Callable[[Iterable[Record]], list[Record]],
-        done: Callable[[Record], bool] = _succeeded,
+        done: Callable[[Record], bool] = succeeded,
         key: Callable[[Record], Hashable] = lambda record: record["id"],
         on_changed: str = "redo",
         changed_what: str = "input",

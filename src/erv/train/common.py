@@ -4,7 +4,7 @@ policy, resuming, saving, logging back-ends.
 A trainer's `main(argv)` is: `parse_recipe` -> `check_model_location` (fail fast) ->
 `prepare_records` (records validated, media probed, policy applied) -> `load_for_training`
 (model + processor, tune parts, optional LoRA) -> the HF/TRL trainer -> `save_final_checkpoint`
--> a summary line; `one_line_errors` around it all. docs/training.md describes each step.
+-> a summary line (the CLI puts any user error on one line). docs/training.md describes each step.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from erv.errors import ConfigError, ErvError, one_line_text
+from erv.errors import ConfigError, one_line_text
 from erv.io.jsonl import write_jsonl
 from erv.io.recipes import check_choices
 from erv.train.args import DataArguments, ModelArguments
@@ -40,18 +40,6 @@ _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 
 
 # ---------------------------------------------------------------- parsing and errors
-@contextlib.contextmanager
-def one_line_errors() -> Iterator[None]:
-    """User errors leave with a one-line message (the CLI prints it and exits 2)."""
-    try:
-        yield
-    except ErvError as exc:
-        text = str(exc)
-        if "\n" not in text:
-            raise
-        raise type(exc)(one_line_text(text)) from None
-
-
 @contextlib.contextmanager
 def trainer_config_errors() -> Iterator[None]:
     """A trainer's constructor rejects settings with ValueError (an unknown `report_to`, ...): a user error."""

@@ -28,7 +28,6 @@ from erv.train.common import (
     check_model_location,
     load_checkpoint_model,
     load_for_training,
-    one_line_errors,
     prepare_records,
     prepare_reporting,
     resolve_resume,
@@ -203,10 +202,9 @@ def parse_grpo_args(argv: Sequence[str]) -> tuple[ModelArguments, DataArguments,
 
 
 def main(argv: Sequence[str]) -> int:
-    with one_line_errors():
-        model_args, data_args, reward_args, training_args = parse_grpo_args(argv)
-        setup_logging(training_args)
-        result = train_grpo(model_args, data_args, reward_args, training_args)
+    model_args, data_args, reward_args, training_args = parse_grpo_args(argv)
+    setup_logging(training_args)
+    result = train_grpo(model_args, data_args, reward_args, training_args)
     if training_args.process_index == 0:
         print(result.summary(), flush=True)
     return 0

@@ -32,7 +32,6 @@ from erv.train.common import (
     SKIPPED_MEDIA_FILE,
     check_model_location,
     load_for_training,
-    one_line_errors,
     prepare_records,
     prepare_reporting,
     resolve_resume,
@@ -217,10 +216,9 @@ def parse_sft_args(argv: Sequence[str]) -> tuple[ModelArguments, DataArguments, 
 
 
 def main(argv: Sequence[str]) -> int:
-    with one_line_errors():
-        model_args, data_args, training_args = parse_sft_args(argv)
-        setup_logging(training_args)
-        result = train_sft(model_args, data_args, training_args)
+    model_args, data_args, training_args = parse_sft_args(argv)
+    setup_logging(training_args)
+    result = train_sft(model_args, data_args, training_args)
     if training_args.process_index == 0:
         print(result.summary(), flush=True)
     return 0
