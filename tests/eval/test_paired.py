@@ -109,3 +109,10 @@ def test_compare_files_aligns_by_id_and_checks_coverage(tmp_path):
     shifted = _files(tmp_path, "c", PRED_B, EXPL_B, ids=[f"{i:05d}" for i in range(1, len(GOLD) + 1)])
     with pytest.raises(RecordError, match="same clips"):
         compare_files(a, shifted, "DFEW")
+
+
+def test_compare_files_refuses_predictions_of_another_dataset(tmp_path):
+    a = _files(tmp_path, "a", PRED_A, EXPL_A)
+    b = _files(tmp_path, "b", PRED_B, EXPL_B)
+    with pytest.raises(RecordError, match=r"a.jsonl:1: sample 00000 is from dataset 'DFEW', but --dataset is MAFW"):
+        compare_files(a, b, "MAFW")

@@ -106,6 +106,8 @@ def parse_prediction(record: dict[str, Any], where: str, taxonomy: Taxonomy | No
         raise RecordError(f"{where}: 'response' must be a string (sample {pid})")
     gold = str(gold_raw)
     dataset = record.get("dataset")
+    if taxonomy is not None:
+        check_dataset(dataset, taxonomy, where, pid)
     tax = taxonomy
     if tax is None and dataset:
         try:
@@ -140,7 +142,8 @@ def check_dataset(dataset: object, taxonomy: Taxonomy, where: str, sample: str, 
 
 
 def read_predictions(path: PathLike, taxonomy: str | Taxonomy | None = None) -> list[Prediction]:
-    """Read and validate a predictions file; duplicate ids and unknown gold labels are errors.
+    """Read and validate a predictions file; duplicate ids, unknown gold labels and (given a
+    taxonomy) records of another dataset are errors.
 
     Ids are compared by :func:`erv.data.ids.canonical_id`: `00025` and `25` name one sample,
     so both in one file is a duplicate.

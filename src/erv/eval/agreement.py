@@ -24,10 +24,10 @@ from typing import Any
 from erv.data.completions import extract_answer
 from erv.data.emotions import Taxonomy, get_taxonomy, normalize_label
 from erv.data.ids import canonical_id
-from erv.data.records import Prediction, check_dataset, read_judgments, read_predictions
+from erv.data.records import Prediction, read_judgments, read_predictions
 from erv.errors import ConfigError, RecordError
 from erv.eval.metrics import compute_metrics, encode
-from erv.judge.run import judgment_is_current, stale_judgment_message
+from erv.judge.run import judged_emotion
 
 
 @dataclass
@@ -55,10 +55,7 @@ def load_judge_labels(
         )
     labels: dict[str, str | None] = {}
     for p in predictions:
-        judgment = judgments.get(canonical_id(p.id))
-        if judgment is not None and judgment.ok and not judgment_is_current(p, judgment, taxonomy):
-            raise RecordError(stale_judgment_message(p, judgment, "the predictions"))
-        labels[p.id] = judgment.explanation_emotion if judgment is not None and judgment.ok else None
+        labels[p.id] = judged_emotion(p, judgments.get(canonical_id(p.id)), taxonomy, "the predictions")
     models = tuple(sorted({str(j.judge) for j in judgments.values() if j.judge is not None}))
     return JudgeLabels(str(path), models, labels)
 
@@ -98,8 +95,6 @@ def agreement_report(
         raise RecordError("agreement needs at least two judgment files")
     taxonomy = get_taxonomy(dataset)
     predictions = read_predictions(predictions_path, taxonomy)
-    for pred in predictions:
-        check_dataset(pred.dataset, taxonomy, pred.where, pred.id)
     truth = {p.id: (p.gold, normalize_label(extract_answer(p.response), taxonomy)) for p in predictions}
     judges = [load_judge_labels(path, predictions, taxonomy) for path in judgment_paths]
 

@@ -26,12 +26,12 @@ from typing import Any
 from erv.data.completions import extract_answer
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.data.labels import canonical_id, read_label_file
-from erv.data.records import Prediction, check_dataset, read_judgments, read_predictions
+from erv.data.records import read_judgments, read_predictions
 from erv.errors import ConfigError, RecordError
 from erv.eval.metrics import aggregate_folds, compute_metrics, encode
 from erv.io.jsonl import write_json
 from erv.io.outputs import check_output_dir, check_output_file
-from erv.judge.run import judgment_is_current, stale_judgment_message
+from erv.judge.run import judged_emotion
 
 
 @dataclass
@@ -87,16 +87,10 @@ def evaluate_file(
 ) -> dict[str, Any]:
     """Score one predictions file; returns the metrics object (docs/evaluation.md) plus bookkeeping."""
     predictions = read_predictions(predictions_path, taxonomy)
-    for pred in predictions:
-        check_dataset(pred.dataset, taxonomy, pred.where, pred.id)
     problems = Problems()
     if labels_path is not None:
         labels = read_label_file(labels_path, taxonomy)
-        by_key: dict[str, Prediction] = {}
-        for pred in predictions:
-            other = by_key.setdefault(canonical_id(pred.id), pred)
-            if other is not pred:  # e.g. "00025" and "25": one clip, predicted twice
-                raise RecordError(f"{pred.where}: id {pred.id!r} is the same sample as {other.id!r} at {other.where}")
+        by_key = {canonical_id(p.id): p for p in predictions}  # one per sample: read_predictions refuses twins
         for key, pred in by_key.items():
             if key not in labels:
                 problems.predictions_without_label.append(pred.id)
@@ -121,10 +115,7 @@ def evaluate_file(
         )
         explanation = []
         for pred in predictions:
-            judgment = judgments.get(canonical_id(pred.id))
-            if judgment is not None and judgment.ok and not judgment_is_current(pred, judgment, taxonomy):
-                raise RecordError(stale_judgment_message(pred, judgment, predictions_path))
-            explanation.append(judgment.explanation_emotion if judgment is not None and judgment.ok else None)
+            explanation.append(judged_emotion(pred, judgments.get(canonical_id(pred.id)), taxonomy, predictions_path))
 
     if problems.any() and not allow_missing:
         raise RecordError("; ".join(problems.lines(predictions_path)) + " (pass --allow-missing to score the rest)")

@@ -28,7 +28,7 @@ from erv.errors import RecordError
 from erv.eval.evaluate import predicted_label
 from erv.eval.metrics import COHERENCE_METRICS, RECOGNITION_METRICS, Outcomes, _clean, _metrics_from_cells, encode
 from erv.io.jsonl import PathLike
-from erv.judge.run import judgment_is_current, stale_judgment_message
+from erv.judge.run import judged_emotion
 
 PAIRED_METRICS = RECOGNITION_METRICS + COHERENCE_METRICS
 _CODES = 16  # (correct, judged, e = g, e = p) of one system
@@ -121,10 +121,7 @@ def _file_outcomes(
     for pred, key in zip(predictions, order, strict=True):
         if pred.failed:
             continue  # no response: left out of the pairs (counted as unpaired)
-        judgment = judgments.get(key)
-        if judgment is not None and judgment.ok and not judgment_is_current(pred, judgment, taxonomy):
-            raise RecordError(stale_judgment_message(pred, judgment, str(predictions_path)))
-        emotion = judgment.explanation_emotion if judgment is not None and judgment.ok else None
+        emotion = judged_emotion(pred, judgments.get(key), taxonomy, str(predictions_path))
         out[key] = (pred.gold, predicted_label(pred.response, taxonomy), emotion)
     return order, out
 

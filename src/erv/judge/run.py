@@ -38,8 +38,8 @@ from typing import Any
 from erv.data.completions import extract_think
 from erv.data.emotions import Taxonomy, get_taxonomy
 from erv.data.ids import canonical_id
-from erv.data.records import Judgment, Prediction, check_dataset, parse_judgment, read_predictions
-from erv.errors import ConfigError
+from erv.data.records import Judgment, Prediction, parse_judgment, read_predictions
+from erv.errors import ConfigError, RecordError
 from erv.io.identity import INPUT_HASH_KEY, content_hash, keep_record
 from erv.io.jobs import ResumableJob, progress_bar, run_sync
 from erv.io.jsonl import iter_json_records
@@ -151,6 +151,20 @@ def judgment_is_current(pred: Prediction, judgment: Judgment, taxonomy: Taxonomy
         if judge_input_hash(prompt, pred.response) == stored:
             return True
     return False
+
+
+def judged_emotion(
+    pred: Prediction, judgment: Judgment | None, taxonomy: Taxonomy, predictions_path: object
+) -> str | None:
+    """The explanation emotion `judgment` found for `pred` (None: not judged, or the judge failed).
+
+    A successful judgment of another explanation than `pred` holds now is an error, never used.
+    """
+    if judgment is None or not judgment.ok:
+        return None
+    if not judgment_is_current(pred, judgment, taxonomy):
+        raise RecordError(stale_judgment_message(pred, judgment, predictions_path))
+    return judgment.explanation_emotion
 
 
 def stale_judgment_message(pred: Prediction, judgment: Judgment, predictions_path: object) -> str:
@@ -363,8 +377,6 @@ def run_judge(
     if config.cache is not None:
         check_output_file(config.cache, "--cache", inputs=(predictions, out))
     all_predictions = read_predictions(predictions, taxonomy)
-    for pred in all_predictions:
-        check_dataset(pred.dataset, taxonomy, pred.where, pred.id)
     order = {canonical_id(p.id): i for i, p in enumerate(all_predictions)}
     prompts: dict[str, tuple[str | None, str | None]] = {}
     expected: dict[str, str] = {}
