@@ -25,6 +25,7 @@ from pathlib import Path
 from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.data.ids import VIDEO_EXTENSIONS, canonical_id
 from erv.errors import LabelFileError, TaxonomyError
+from erv.io.jsonl import read_text_file
 
 PathLike = str | os.PathLike[str]
 
@@ -85,16 +86,7 @@ def _add(out: dict[str, str], sample: str, label: str, where: str, first_seen: d
 
 
 def _open_text(path: Path) -> str:
-    if path.is_dir():
-        raise LabelFileError(f"{path}: is a folder, expected a label file")
-    if not path.is_file():
-        raise LabelFileError(f"{path}: label file not found")
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise LabelFileError(f"{path}: not UTF-8 text ({exc})") from None
-    except OSError as exc:
-        raise LabelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return read_text_file(path, what="label file", error=LabelFileError)
 
 
 def read_dfew_csv(path: PathLike, taxonomy: str | Taxonomy = "DFEW") -> dict[str, str]:

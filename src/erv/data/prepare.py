@@ -22,7 +22,7 @@ from erv.data.ids import VIDEO_EXTENSIONS, canonical_id
 from erv.data.labels import ExplainedSample, fold_label_file, read_emer_csv, read_label_file
 from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
 from erv.errors import ConfigError, LabelFileError
-from erv.io.jsonl import write_json, write_jsonl
+from erv.io.jsonl import read_text_file, write_json, write_jsonl
 from erv.io.outputs import check_output_file
 
 FORMATS = ("sft", "grpo", "infer")
@@ -270,15 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_prompt_file(path: str) -> str:
     """The instruction text of `--prompt-file` (ConfigError naming the file if unusable)."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"--prompt-file {path}: {'is a folder' if file.is_dir() else 'file not found'}")
-    try:
-        prompt = file.read_text(encoding="utf-8-sig").strip()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"--prompt-file {path}: not UTF-8 text ({exc})") from None
-    except OSError as exc:
-        raise ConfigError(f"--prompt-file {path}: cannot read ({exc.strerror or exc})") from None
+    prompt = read_text_file(path, name=f"--prompt-file {path}", error=ConfigError).strip()
     if not prompt:
         raise ConfigError(f"--prompt-file {path}: the file is empty")
     return prompt

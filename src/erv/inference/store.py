@@ -23,7 +23,8 @@ from typing import Any
 from erv.errors import ConfigError
 from erv.inference.inputs import InferenceItem
 from erv.io.identity import keep_record
-from erv.io.jsonl import PathLike, iter_json_records, write_jsonl
+from erv.io.jobs import resumed_records
+from erv.io.jsonl import PathLike, write_jsonl
 
 Record = dict[str, Any]
 
@@ -91,9 +92,7 @@ class PredictionStore:
         """Valid records of `paths` (default: the output and every shard), one per clip."""
         chosen: dict[str, Record] = {}
         for path in self.files() if paths is None else paths:
-            if not path.exists():
-                continue
-            for where, record in iter_json_records(path, tolerate_torn_tail=True):
+            for where, record in resumed_records(path):
                 sample_id = str(record.get("id"))
                 item = self.items.get(sample_id)
                 if item is None:

@@ -27,13 +27,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from erv.errors import ConfigError
 from erv.io.identity import INPUT_HASH_KEY, check_on_changed, stale_message, succeeded
-from erv.io.jsonl import JsonlAppender, PathLike, exclusive_output, write_jsonl
+from erv.io.jsonl import JsonlAppender, PathLike, exclusive_output, iter_json_records, write_jsonl
 
 T = TypeVar("T")
 Record = dict[str, Any]
@@ -96,6 +96,13 @@ class BatchWriter:
         self._closing = True
         self._wake.set()
         await self._task
+
+
+def resumed_records(out: PathLike) -> Iterator[tuple[str, Record]]:
+    """`(file:line, record)` of what an earlier run left in `out` (nothing when there is no file);
+    a torn last line, left by a crash, is dropped."""
+    if Path(out).exists():
+        yield from iter_json_records(out, tolerate_torn_tail=True)
 
 
 class ResumableJob:

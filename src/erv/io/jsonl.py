@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from erv.errors import ConfigError, ErvWarning, RecordError
+from erv.errors import ConfigError, ErvError, ErvWarning, RecordError
 
 PathLike = str | os.PathLike[str]
 
@@ -67,19 +67,26 @@ def iter_json_records(path: PathLike, *, tolerate_torn_tail: bool = False) -> It
         yield where, record
 
 
-def read_text_file(path: PathLike) -> str:
-    """A UTF-8 text file (a leading byte-order mark is dropped); RecordError naming it otherwise."""
+def read_text_file(
+    path: PathLike, *, what: str = "file", name: str | None = None, error: type[ErvError] = RecordError
+) -> str:
+    """A UTF-8 text file (a leading byte-order mark is dropped); otherwise `error`, naming it.
+
+    `what` is the kind of file the messages mention ("label file"); `name` how they name it
+    (default: its path; "--prompt-file PATH" for an option's file).
+    """
     path = Path(path)
+    name = str(path) if name is None else name
     if not path.exists():
-        raise RecordError(f"{path}: file not found")
+        raise error(f"{name}: {what} not found")
     if path.is_dir():
-        raise RecordError(f"{path}: is a folder, expected a file")
+        raise error(f"{name}: is a folder, expected a {what}")
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise RecordError(f"{path}: not UTF-8 text ({exc})") from None
+        raise error(f"{name}: not UTF-8 text ({exc})") from None
     except OSError as exc:
-        raise RecordError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise error(f"{name}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_json_records(path: PathLike, *, allow_empty: bool = False) -> list[dict[str, Any]]:

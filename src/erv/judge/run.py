@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,7 @@ from erv.data.ids import canonical_id
 from erv.data.records import Judgment, Prediction, parse_judgment, read_predictions
 from erv.errors import ConfigError, RecordError
 from erv.io.identity import INPUT_HASH_KEY, content_hash, keep_record
-from erv.io.jobs import ResumableJob, progress_bar, run_sync
-from erv.io.jsonl import iter_json_records
+from erv.io.jobs import ResumableJob, progress_bar, resumed_records, run_sync
 from erv.io.outputs import check_output_file
 from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply, read_api_key
 from erv.judge.prompts import EXPLANATION_PROMPT_VARIANTS, explanation_emotion_prompt, parse_emotion_reply
@@ -54,6 +53,15 @@ SETTINGS_KEY = "judge_settings"
 
 class JudgeEndpointError(ConfigError):
     """The endpoint refuses every request (wrong key, unknown model or path): no retry can help."""
+
+
+def stop_if_fatal(reply: JudgeReply) -> None:
+    """Stop the whole job on a reply that says no request can succeed (401/403/404)."""
+    if reply.fatal:
+        raise JudgeEndpointError(
+            f"the endpoint refuses the requests: {reply.error}; check --base-url, --model and --api-key-env "
+            f"(nothing more was sent; re-run the same command once fixed)"
+        )
 
 
 @dataclass
@@ -194,10 +202,8 @@ def load_existing(
     judged from that explanation beats a stale one (:func:`erv.io.identity.keep_record`).
     """
     chosen: dict[str, dict[str, Any]] = {}
-    if not out.exists() or out.stat().st_size == 0:
-        return chosen
     expected = expected or {}
-    for where, record in iter_json_records(out, tolerate_torn_tail=True):
+    for where, record in resumed_records(out):
         if "judge" not in record or "explanation_emotion" not in record:
             raise ConfigError(
                 f"{where}: not a judgment record (no 'judge' / 'explanation_emotion'); is {out} the output of "
@@ -238,9 +244,9 @@ def load_existing(
     return chosen
 
 
-def compact(records: dict[str, dict[str, Any]], order: dict[str, int]) -> list[dict[str, Any]]:
-    """The records in predictions order (`order` maps canonical ids to positions)."""
-    return sorted(records.values(), key=lambda r: order.get(canonical_id(r["id"]), len(order)))
+def compact(records: Iterable[dict[str, Any]], order: dict[str, int]) -> list[dict[str, Any]]:
+    """The records (one per sample) in input order (`order` maps canonical ids to positions)."""
+    return sorted(records, key=lambda r: order.get(canonical_id(r["id"]), len(order)))
 
 
 # ---------------------------------------------------------------- the job
@@ -314,11 +320,7 @@ async def _judge_all(
             account(record, None, put)
             return
         reply = await client.complete(prompt)
-        if reply.fatal:
-            raise JudgeEndpointError(
-                f"the endpoint refuses the requests: {reply.error}; check --base-url, --model and --api-key-env "
-                f"(nothing more was sent; re-run the same command once fixed)"
-            )
+        stop_if_fatal(reply)
         if reply.ok:
             emotion = parse_emotion_reply(reply.text, taxonomy)
             record = _record(
@@ -394,7 +396,7 @@ def run_judge(
     job = ResumableJob(
         out,
         "erv judge",
-        arrange=lambda records: compact({canonical_id(r["id"]): r for r in records}, order),
+        arrange=lambda records: compact(records, order),
         load=lambda: load_existing(
             out,
             taxonomy,

@@ -42,12 +42,12 @@ from erv.data.emotions import UNKNOWN, Taxonomy, get_taxonomy, normalize_label
 from erv.data.ids import canonical_id
 from erv.errors import ConfigError, RecordError, TaxonomyError
 from erv.io.identity import INPUT_HASH_KEY, content_hash, keep_record
-from erv.io.jobs import ResumableJob, progress_bar, run_sync
+from erv.io.jobs import ResumableJob, progress_bar, resumed_records, run_sync
 from erv.io.jsonl import PathLike, iter_json_records, write_json
 from erv.io.outputs import check_output_file
 from erv.judge.client import JudgeClient, JudgeConfig, JudgeReply, read_api_key
 from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseudo_label_prompt
-from erv.judge.run import JudgeEndpointError, judge_settings_hash
+from erv.judge.run import SETTINGS_KEY, compact, judge_settings_hash, stop_if_fatal
 
 # The classes the paper complements to about 1K examples each (docs/reference.md §3).
 PAPER_RARE_CLASSES: tuple[str, ...] = ("disgust", "fear", "contempt", "disappointment", "neutral", "helplessness")
@@ -59,15 +59,7 @@ STALL_ROUNDS = 2  # a class whose rounds bring nothing new this many times in a 
 # ---------------------------------------------------------------- shared helpers
 
 
-def _stop_if_fatal(reply: JudgeReply) -> None:
-    if reply.fatal:
-        raise JudgeEndpointError(
-            f"the endpoint refuses the requests: {reply.error}; check --base-url, --model and --api-key-env "
-            f"(nothing more was sent; re-run the same command once fixed)"
-        )
-
-
-def _check_run_setup(where: str, record: dict[str, Any], out: Path, taxonomy: Taxonomy, model: str) -> None:
+def _check_run_setup(where: str, record: dict[str, Any], taxonomy: Taxonomy, model: str) -> None:
     """Records of one output file come from one judge and one taxonomy; mixing is refused."""
     if record.get("dataset") not in (None, taxonomy.name):
         raise ConfigError(
@@ -192,7 +184,7 @@ def _pseudo_record(
         "dataset": taxonomy.name,
         "cached": cached,
         INPUT_HASH_KEY: pseudo_label_hash(item, taxonomy),
-        "judge_settings": judge_settings_hash(config),
+        SETTINGS_KEY: judge_settings_hash(config),
     }
 
 
@@ -212,13 +204,11 @@ def _load_pseudo_labels(
     """One record per id from an existing output: a current one over a stale one; the first success, else the
     last failure (:func:`erv.io.identity.keep_record`)."""
     chosen: dict[str, dict[str, Any]] = {}
-    if not out.exists() or out.stat().st_size == 0:
-        return chosen
     expected = expected or {}
     settings = judge_settings_hash(config)
-    for where, record in iter_json_records(out, tolerate_torn_tail=True):
-        _check_run_setup(where, record, out, taxonomy, config.model)
-        if record.get("judge_settings") not in (None, settings):
+    for where, record in resumed_records(out):
+        _check_run_setup(where, record, taxonomy, config.model)
+        if record.get(SETTINGS_KEY) not in (None, settings):
             raise ConfigError(
                 f"{where}: written with other request settings (--temperature / --max-tokens / --extra-body) than "
                 f"this run's; use another --out"
@@ -233,10 +223,6 @@ def _load_pseudo_labels(
             raise RecordError(f"{where}: 'labels' must be null or a list of {taxonomy.name} labels, got {labels!r}")
         keep_record(chosen, canonical_id(rid), record, expected.get(canonical_id(rid)))
     return chosen
-
-
-def _compact(records: dict[str, dict[str, Any]], order: dict[str, int]) -> list[dict[str, Any]]:
-    return sorted(records.values(), key=lambda r: order.get(canonical_id(r["id"]), len(order)))
 
 
 def count_labels(records: Iterable[dict[str, Any]], taxonomy: Taxonomy) -> dict[str, int]:
@@ -261,7 +247,7 @@ async def _pseudo_label_all(
 
     async def handle(item: Explanation, put: Callable[[dict[str, Any]], None]) -> None:
         reply = await client.complete(pseudo_label_prompt(item.text, taxonomy))
-        _stop_if_fatal(reply)
+        stop_if_fatal(reply)
         if reply.ok:
             labels = parse_multi_emotion_reply(reply.text, taxonomy, max_labels=MAX_PSEUDO_LABELS)
             put(_pseudo_record(item, config, taxonomy, labels=labels, raw=reply.text, error=None, cached=reply.cached))
@@ -315,7 +301,7 @@ def run_pseudo_label(
         out,
         "erv verifier augment pseudo-label",
         load=lambda: _load_pseudo_labels(out, taxonomy, config, order, source, expected).values(),
-        arrange=lambda records: _compact({canonical_id(r["id"]): r for r in records}, order),
+        arrange=lambda records: compact(records, order),
         key=lambda record: canonical_id(record["id"]),
         on_changed=on_changed,
         changed_what="explanation",
@@ -424,10 +410,8 @@ def _shot_pools(examples: Sequence[Any], classes: Sequence[str]) -> dict[str, li
 
 def _load_generated(out: Path, taxonomy: Taxonomy, model: str) -> list[dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
-    if not out.exists() or out.stat().st_size == 0:
-        return []
-    for where, record in iter_json_records(out, tolerate_torn_tail=True):
-        _check_run_setup(where, record, out, taxonomy, model)
+    for where, record in resumed_records(out):
+        _check_run_setup(where, record, taxonomy, model)
         labels = record.get("labels")
         text = record.get("text")
         if (
@@ -514,7 +498,7 @@ async def _complement_round(
         label, draw, shots = request
         prompt = complement_prompt(label, [s.text for s in shots])
         reply: JudgeReply = await client.complete(prompt, seed=_draw(seed, label, draw) if request_seed else None)
-        _stop_if_fatal(reply)
+        stop_if_fatal(reply)
         summary.requested += 1
         bar.update(1)
         if not reply.ok:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from erv.errors import ConfigError
+from erv.io.identity import ON_CHANGED
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class PredictArguments:
         metadata={
             "help": "A text of --out whose input changed since it was scored: score it again (redo) or stop "
             "before any work (refuse).",
-            "choices": ["redo", "refuse"],
+            "choices": list(ON_CHANGED),
         },
     )
     no_progress: bool = field(default=False, metadata={"help": "No progress bar."})
@@ -305,7 +306,7 @@ def build_pseudo_label_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="label only the first N explanations")
     parser.add_argument(
         "--on-changed",
-        choices=("redo", "refuse"),
+        choices=ON_CHANGED,
         default="redo",
         help="an id of --out labelled from another explanation than the input now holds: label it again "
         "(redo, default) or stop before any request (refuse)",

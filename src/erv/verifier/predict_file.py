@@ -24,8 +24,8 @@ from typing import Any
 
 from erv.errors import ConfigError, RecordError
 from erv.io.identity import INPUT_HASH_KEY, content_hash, folder_fingerprint, keep_record
-from erv.io.jobs import ResumableJob, progress_bar
-from erv.io.jsonl import PathLike, iter_json_records
+from erv.io.jobs import ResumableJob, progress_bar, resumed_records
+from erv.io.jsonl import PathLike
 from erv.verifier.data import iter_texts
 
 PRODUCER_KEY = "producer_hash"
@@ -74,7 +74,7 @@ def read_rows(path: PathLike, text_key: str = "text") -> list[TextRow]:
     return rows
 
 
-def _check_record(where: str, record: dict[str, Any], out: Path, producer: str) -> None:
+def _check_record(where: str, record: dict[str, Any], producer: str) -> None:
     if not isinstance(record.get("id"), str) or not {"labels", "probs"} <= record.keys():
         raise ConfigError(
             f"{where}: not a record of `erv verifier predict` (id, text, labels, probs); use another --out"
@@ -126,10 +126,8 @@ def predict_file(
         if start_over[0]:
             start_over[0] = False
             return []
-        if not out.exists() or out.stat().st_size == 0:
-            return []
-        for where, record in iter_json_records(out, tolerate_torn_tail=True):
-            _check_record(where, record, out, producer)
+        for where, record in resumed_records(out):
+            _check_record(where, record, producer)
             keep_record(chosen, record["id"], record, expected.get(record["id"]))
         return list(chosen.values())
 

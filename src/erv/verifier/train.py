@@ -368,7 +368,8 @@ def train_verifier(
     logger.info("training examples per class: %s", format_counts(counts))
 
     resume = _resume_checkpoint(training_args)
-    check_resume_matches(training_args.output_dir, run_fingerprint(model_args, taxonomy, train_examples), resume)
+    fingerprint = run_fingerprint(model_args, taxonomy, train_examples)
+    check_resume_matches(training_args.output_dir, fingerprint, resume)
     model, tokenizer = load_backbone(model_args, head_labels, taxonomy)
     train_set = MultiLabelDataset(train_examples, tokenizer, columns, len(head_labels), model_args.max_length)
     eval_set = (
@@ -386,7 +387,7 @@ def train_verifier(
     main_process = training_args.process_index == 0
     if main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        write_json(output_dir / RUN_FINGERPRINT_FILE, run_fingerprint(model_args, taxonomy, train_examples))
+        write_json(output_dir / RUN_FINGERPRINT_FILE, fingerprint)
         write_examples(output_dir / "train_examples.jsonl", train_examples)
         if eval_examples:
             write_examples(output_dir / "eval_examples.jsonl", eval_examples)
