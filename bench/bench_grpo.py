@@ -92,24 +92,22 @@ def bench_config(size: str) -> Any:
 
 def make_world(root: Path, size: str, prompts: int) -> tuple[Path, Path]:
     from erv.data.emotions import DFEW
-    from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
+    from erv.data.prepare import build_record
+    from erv.data.prompts import TASK_PROMPT
+    from erv.io.jsonl import write_jsonl
     from erv.testing.synthetic_media import write_clip
     from erv.testing.tiny_checkpoint import write_release
 
     checkpoint = write_release(root, bench_config(size), seed=0)
-    lines = []
+    rows = []
     for i in range(prompts):
         clip = root / f"clip{i}.mp4"
         write_clip(
             clip, seconds=1.0 if size == "smoke" else 3.0, fps=8, size=(96, 64), audio_rate=16000, channels=1, seed=i
         )
-        human = {"from": "human", "value": MODAL_PREFIX + TASK_PROMPT}
-        gpt = {"from": "gpt", "value": DFEW.labels[i % len(DFEW.labels)]}
-        lines.append(
-            json.dumps({"id": f"clip{i}", "video": str(clip), "dataset": "DFEW", "conversations": [human, gpt]})
-        )
+        rows.append(build_record(f"clip{i}", clip, DFEW.labels[i % len(DFEW.labels)], "grpo", TASK_PROMPT, "DFEW"))
     records = root / "grpo.jsonl"
-    records.write_text("\n".join(lines) + "\n")
+    write_jsonl(records, rows)
     return checkpoint, records
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import torch
 
-from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
+from erv.data.prepare import build_record
+from erv.data.prompts import TASK_PROMPT
 from erv.inference.engine import InferenceEngine
 from erv.inference.identity import build_header
 from erv.inference.inputs import read_inference_items
@@ -91,15 +92,7 @@ def write_data(folder: Path, mode: str, clips: int, distinct: int) -> Path:
     ]
     prompts = [TASK_PROMPT, "Which emotion does the person in the clip show?"]
     records = [
-        {
-            "id": f"{i:05d}",
-            "video": str(videos[i % len(videos)]),
-            "dataset": "DFEW",
-            "conversations": [
-                {"from": "human", "value": MODAL_PREFIX + prompts[i % 2]},
-                {"from": "gpt", "value": "happy"},
-            ],
-        }
+        build_record(f"{i:05d}", videos[i % len(videos)], "happy", "grpo", prompts[i % 2], "DFEW")
         for i in range(clips)
     ]
     path = folder / "records.jsonl"

@@ -18,7 +18,8 @@ import json
 import sys
 from pathlib import Path
 
-from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
+from erv.data.prepare import build_record
+from erv.data.prompts import TASK_PROMPT
 from erv.testing.synthetic_media import write_clip
 
 EXPLANATIONS = {
@@ -29,31 +30,6 @@ EXPLANATIONS = {
     "neutral": "The face is calm.",
     "fear": "The person steps back, eyes wide, and the voice trembles.",
 }
-
-
-def sft_record(sample_id: str, video: str, label: str, explanation: str) -> dict:
-    return {
-        "id": sample_id,
-        "video": video,
-        "dataset": "synthetic",
-        "conversations": [
-            {"from": "human", "value": MODAL_PREFIX + TASK_PROMPT},
-            {"from": "gpt", "value": f"<think>{explanation}</think>\n<answer>{label}</answer>"},
-        ],
-    }
-
-
-def grpo_record(sample_id: str, video: str, label: str) -> dict:
-    """The `erv data prepare --format grpo` layout: the gpt turn is the bare (DFEW) label."""
-    return {
-        "id": sample_id,
-        "video": video,
-        "dataset": "DFEW",
-        "conversations": [
-            {"from": "human", "value": MODAL_PREFIX + TASK_PROMPT},
-            {"from": "gpt", "value": label},
-        ],
-    }
 
 
 def make_tiny_sft_data(out_dir: str | Path, records: int = 6, *, seconds: float = 0.6, fmt: str = "sft") -> Path:
@@ -67,10 +43,10 @@ def make_tiny_sft_data(out_dir: str | Path, records: int = 6, *, seconds: float 
         if not (out / name).exists():
             write_clip(out / name, seconds=seconds, fps=10, size=(64, 48), audio_rate=16000, channels=1, seed=k)
         label = labels[k % len(labels)]
-        if fmt == "grpo":
-            rows.append(grpo_record(f"s{k}", name, label))
+        if fmt == "grpo":  # the gpt turn is the bare (DFEW) label
+            rows.append(build_record(f"s{k}", Path(name), label, "grpo", TASK_PROMPT, "DFEW"))
         else:
-            rows.append(sft_record(f"s{k}", name, label, EXPLANATIONS[label]))
+            rows.append(build_record(f"s{k}", Path(name), label, "sft", TASK_PROMPT, "synthetic", EXPLANATIONS[label]))
     path = out / "records.json"
     path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return path

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
+from erv.data.prepare import build_record
+from erv.data.prompts import TASK_PROMPT
 from erv.testing.synthetic_media import write_clip
 from erv.testing.tiny_checkpoint import write_tiny_release
 
@@ -27,15 +28,7 @@ class GrpoWorld:
 
 def grpo_records(clips: list[Path], prompts: list[str] | None = None) -> list[dict]:
     return [
-        {
-            "id": f"clip{i}",
-            "video": str(clip),
-            "dataset": "DFEW",
-            "conversations": [
-                {"from": "human", "value": MODAL_PREFIX + (prompts[i] if prompts else TASK_PROMPT)},
-                {"from": "gpt", "value": LABELS[i % len(LABELS)]},
-            ],
-        }
+        build_record(f"clip{i}", clip, LABELS[i % len(LABELS)], "grpo", prompts[i] if prompts else TASK_PROMPT, "DFEW")
         for i, clip in enumerate(clips)
     ]
 

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from erv.data.prompts import MODAL_PREFIX, TASK_PROMPT
+from erv.data.prepare import build_record
+from erv.data.prompts import TASK_PROMPT
 
 REPO = Path(__file__).resolve().parents[2]
 # Instructions of clearly different token lengths, so batches mix prompt lengths.
@@ -28,15 +29,9 @@ def write_clips(folder: Path, n: int = 8) -> Path:
 
 
 def record(sample_id: str, video: Path | str, i: int) -> dict:
-    return {
-        "id": sample_id,
-        "video": str(video),
-        "dataset": "DFEW",
-        "conversations": [
-            {"from": "human", "value": MODAL_PREFIX + INSTRUCTIONS[i % len(INSTRUCTIONS)]},
-            {"from": "gpt", "value": LABELS[i % len(LABELS)]},
-        ],
-    }
+    return build_record(
+        sample_id, Path(video), LABELS[i % len(LABELS)], "grpo", INSTRUCTIONS[i % len(INSTRUCTIONS)], "DFEW"
+    )
 
 
 def write_records(path: Path, records: list[dict]) -> Path:
