@@ -86,3 +86,35 @@ def test_the_local_judge_reads_only_the_explanation_of_the_paper_prompt(tmp_path
     labels, probs = judge.verifier.taxonomy_proba(["The man is cheerful."], "DFEW")
     assert reply == labels[int(probs[0].argmax())]
     assert judge(body("no reason given")) == "unsure"  # outside the label list: stored as unjudged
+
+
+def test_report_examples_read_the_records_as_the_metrics_do(tmp_path):
+    from erv.demo.report import examples
+
+    def write(path, rows):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    base = {"video": "v.mp4", "dataset": "DFEW", "gold": "happy"}
+    preds = write(
+        tmp_path / "p.jsonl",
+        [
+            {**base, "id": "00001", "response": "<think>smiles.</think><answer>happy</answer>"},
+            {**base, "id": "00002", "response": None, "error": "media file not found"},
+        ],
+    )
+    judged = write(
+        tmp_path / "j.jsonl",
+        [
+            {"id": "1", "judge": "m", "explanation_emotion": "happy", "raw": "happy", "error": None},
+            {"id": "1", "judge": "m", "explanation_emotion": None, "raw": None, "error": "timeout"},  # a later retry
+        ],
+    )
+    shown = examples({"sft": preds}, {"sft": judged}, ["1", "2", "3"])
+    assert [e["gold"] for e in shown] == ["happy", "happy", None]
+    assert shown[0]["rows"]["sft"] == {
+        "response": "<think>smiles.</think><answer>happy</answer>",
+        "explanation_emotion": "happy",
+    }
+    assert shown[1]["rows"]["sft"] == {"response": None, "explanation_emotion": None}
+    assert shown[2]["rows"]["sft"] == {"response": None, "explanation_emotion": None}

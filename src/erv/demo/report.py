@@ -115,28 +115,27 @@ def pick_examples(test_ids: list[str], count: int, seed: int) -> list[str]:
 def examples(predictions: dict[str, Path], judgments: dict[str, Path], ids: list[str]) -> list[dict[str, Any]]:
     """For each chosen clip: its gold label and each row's response and judged explanation emotion."""
     from erv.data.ids import canonical_id
+    from erv.data.records import read_judgments, read_predictions
 
-    def by_id(path: Path) -> dict[str, dict[str, Any]]:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return {canonical_id(str(r["id"])): r for r in rows}
+    preds = {name: {canonical_id(p.id): p for p in read_predictions(path)} for name, path in predictions.items()}
+    judged = {name: read_judgments(path) for name, path in judgments.items()}
 
-    preds = {name: by_id(path) for name, path in predictions.items()}
-    judged = {name: by_id(path) for name, path in judgments.items()}
+    def row(name: str, key: str) -> dict[str, Any]:
+        pred, judgment = preds[name].get(key), judged[name].get(key)
+        return {
+            "response": None if pred is None or pred.failed else pred.response,
+            "explanation_emotion": judgment.explanation_emotion if judgment is not None else None,
+        }
+
     out = []
     for clip in ids:
         key = canonical_id(clip)
-        first = next(iter(preds.values())).get(key, {})
+        first = next(iter(preds.values())).get(key)
         out.append(
             {
                 "id": clip,
-                "gold": first.get("gold"),
-                "rows": {
-                    name: {
-                        "response": preds[name].get(key, {}).get("response"),
-                        "explanation_emotion": judged[name].get(key, {}).get("explanation_emotion"),
-                    }
-                    for name in preds
-                },
+                "gold": first.gold if first is not None else None,
+                "rows": {name: row(name, key) for name in preds},
             }
         )
     return out
