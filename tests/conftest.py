@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # Tests never reach the Hugging Face hub: fail fast instead of waiting on the network. Set at

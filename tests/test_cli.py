@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from erv.cli import main as erv_main
-from tests.helpers.judge import subprocess_env, write_predictions
+from tests.helpers.judge import write_predictions
+from tests.helpers.paths import subprocess_env
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from erv.data.prepare import build_record
 from erv.data.prompts import TASK_PROMPT
 from erv.testing.synthetic_media import write_clip
 from erv.testing.tiny_checkpoint import write_tiny_release
+from tests.helpers.paths import write_records
 
 LABELS = ("happy", "sad", "angry", "neutral", "surprise", "fear")
 VERIFIER_WORDS = (
@@ -31,11 +31,6 @@ def grpo_records(clips: list[Path], prompts: list[str] | None = None) -> list[di
         build_record(f"clip{i}", clip, LABELS[i % len(LABELS)], "grpo", prompts[i] if prompts else TASK_PROMPT, "DFEW")
         for i, clip in enumerate(clips)
     ]
-
-
-def write_records(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
 
 
 def build_world(root: Path, clips: int = 4) -> GrpoWorld:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from erv.data.prepare import build_record
 from erv.data.prompts import TASK_PROMPT
+from tests.helpers.paths import REPO, subprocess_env
 
-REPO = Path(__file__).resolve().parents[2]
 # Instructions of clearly different token lengths, so batches mix prompt lengths.
 INSTRUCTIONS = (TASK_PROMPT, "Which emotion?", "Which emotion does the person show? Answer in <answer> </answer>.")
 LABELS = ("happy", "sad", "angry", "fear", "neutral", "surprise", "disgust")
@@ -32,23 +30,6 @@ def record(sample_id: str, video: Path | str, i: int) -> dict:
     return build_record(
         sample_id, Path(video), LABELS[i % len(LABELS)], "grpo", INSTRUCTIONS[i % len(INSTRUCTIONS)], "DFEW"
     )
-
-
-def write_records(path: Path, records: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    return path
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def subprocess_env() -> dict[str, str]:
-    """This checkout's sources first, one thread per process, offline."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHON=sys.executable)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
-    return env
 
 
 def torchrun(nproc: int, *infer_args: str) -> list[str]:

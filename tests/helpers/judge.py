@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import REPO
 
 DFEW_LABELS = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")
 
@@ -42,18 +41,6 @@ def write_predictions(
         )
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return records
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def subprocess_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    src = str(REPO / "src")
-    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.update(extra)
-    return env
 
 
 def erv_judge_cmd(*args: str) -> list[str]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.inference import record, write_clips, write_records
+from tests.helpers.inference import record, write_clips
+from tests.helpers.paths import write_records
 
 
 @pytest.fixture(scope="session")

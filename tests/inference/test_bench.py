@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
-import torch
+from tests.helpers.paths import REPO, run_script_main
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_infer.py"
+BENCH = REPO / "bench" / "bench_infer.py"
 
 
 def test_bench_infer_smoke(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_infer", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    threads = torch.get_num_threads()
-    try:
-        assert bench.main(["--smoke", "--reps", "1", "--json", str(tmp_path / "out.json")]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert run_script_main(BENCH, ["--smoke", "--reps", "1", "--json", str(tmp_path / "out.json")]) == 0
     assert "speed-up:" in capsys.readouterr().out
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["mode"] == "smoke" and result["batch_size"] == 2 and result["clips"] == 4

@@ -9,7 +9,8 @@ import pytest
 from erv.cli import main as erv
 from erv.eval.evaluate import evaluate
 from erv.inference.identity import header_path
-from tests.helpers.inference import read_jsonl, record, write_records
+from tests.helpers.inference import record
+from tests.helpers.paths import read_jsonl, write_records
 
 FAST = ["--max-new-tokens", "6", "--num-workers", "0", "--batch-size", "3", "--no-progress"]
 

@@ -12,7 +12,8 @@ import pytest
 
 from erv.cli import main as erv
 from erv.inference.store import shard_dir
-from tests.helpers.inference import REPO, read_jsonl, record, run_command, subprocess_env, torchrun, write_records
+from tests.helpers.inference import record, run_command, torchrun
+from tests.helpers.paths import REPO, read_jsonl, subprocess_env, write_records
 
 SETTINGS = ["--max-new-tokens", "16", "--num-workers", "0", "--no-progress"]
 

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from erv.cli import main as erv
-from tests.helpers.inference import read_jsonl
+from tests.helpers.paths import read_jsonl
 
 FAST = ["--max-new-tokens", "4", "--num-workers", "0", "--no-progress"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from erv.errors import ConfigError, RecordError
 from erv.io.jsonl import JsonlAppender, exclusive_output, iter_json_records, write_json
-from tests.helpers.judge import subprocess_env
+from tests.helpers.paths import subprocess_env
 
 
 def _judgment(i, emotion="happy", error=None):

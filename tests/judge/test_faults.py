@@ -16,7 +16,8 @@ import pytest
 
 from erv.judge.prompts import explanation_emotion_prompt, parse_emotion_reply
 from erv.testing.judge_server import JudgeTestServer, ServerConfig, prompt_key
-from tests.helpers.judge import erv_judge_cmd, read_jsonl, run_erv_judge, subprocess_env, write_predictions
+from tests.helpers.judge import erv_judge_cmd, run_erv_judge, write_predictions
+from tests.helpers.paths import read_jsonl, subprocess_env
 
 KEY = "sk-fault-test-0123456789"
 N = 150

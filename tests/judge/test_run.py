@@ -13,7 +13,8 @@ from erv.judge.client import JudgeConfig
 from erv.judge.prompts import explanation_emotion_prompt, parse_emotion_reply
 from erv.judge.run import run_judge
 from erv.testing.judge_server import JudgeTestServer, ServerConfig
-from tests.helpers.judge import read_jsonl, write_predictions
+from tests.helpers.judge import write_predictions
+from tests.helpers.paths import read_jsonl
 
 KEY_ENV = "ERV_TEST_RUN_KEY"
 
@@ -283,7 +284,7 @@ def test_paper_named_wrapper_script_forwards_to_erv_judge(tmp_path, server):
     import subprocess
     import sys
 
-    from tests.helpers.judge import REPO, subprocess_env
+    from tests.helpers.paths import REPO, subprocess_env
 
     pred = tmp_path / "P.jsonl"
     write_predictions(pred, 3)

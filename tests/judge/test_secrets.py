@@ -11,7 +11,8 @@ import pytest
 from erv.cli import main as erv_main
 from erv.judge.client import JudgeClient, JudgeConfig, _Redactor
 from erv.testing.judge_server import JudgeTestServer, ServerConfig
-from tests.helpers.judge import run_erv_judge, subprocess_env, write_predictions
+from tests.helpers.judge import run_erv_judge, write_predictions
+from tests.helpers.paths import subprocess_env
 
 SECRET = "sk-ERVSECRET-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c1e"
 FRAGMENTS = (SECRET, SECRET[3:15], SECRET[-12:], "ERVSECRET")

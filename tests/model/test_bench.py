@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_model_gpu.py"
+from tests.helpers.paths import REPO, run_script_main
+
+BENCH = REPO / "bench" / "bench_model_gpu.py"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on CUDA the script runs the real-size benchmark")
 def test_bench_cpu_smoke(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_model_gpu", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    threads = torch.get_num_threads()
-    try:
-        assert bench.main(["--reps", "1", "--json", str(tmp_path / "out.json")]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert run_script_main(BENCH, ["--reps", "1", "--json", str(tmp_path / "out.json")]) == 0
     assert "CUDA is not available" in capsys.readouterr().out
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["preset"] == "humanomni-tiny" and [r["batch"] for r in result["rows"]] == [1, 4]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -11,22 +10,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import REPO, load_script
+
 TINY_RECIPE = REPO / "configs" / "sft" / "tiny.yaml"
-
-
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
 def sft_data(tmp_path_factory) -> Path:
     """Six synthetic clips and their EMER-style SFT records (answers of different lengths)."""
     folder = tmp_path_factory.mktemp("sft-data")
-    return _load_script("make_tiny_sft_data").make_tiny_sft_data(folder, 6)
+    return load_script(REPO / "scripts" / "make_tiny_sft_data.py").make_tiny_sft_data(folder, 6)
 
 
 @pytest.fixture(scope="session")

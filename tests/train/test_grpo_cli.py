@@ -16,7 +16,8 @@ from erv.cli import main as erv_main
 from erv.model import load_pretrained
 from erv.train.grpo import parse_grpo_args
 from erv.train.grpo_trainer import HumanOmniGRPOTrainer
-from tests.helpers.grpo import build_world, grpo_records, write_records
+from tests.helpers.grpo import build_world, grpo_records
+from tests.helpers.paths import write_records
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "grpo" / "tiny.yaml"

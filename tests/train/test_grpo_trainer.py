@@ -10,7 +10,8 @@ from erv.model import load_pretrained
 from erv.rewards import build_rewards
 from erv.train.grpo_data import INDEX_KEY, MEDIA_KEY, RolloutCollator, load_grpo_rows
 from erv.train.grpo_trainer import HumanOmniGRPOConfig, HumanOmniGRPOTrainer
-from tests.helpers.grpo import build_world, grpo_records, write_records
+from tests.helpers.grpo import build_world, grpo_records
+from tests.helpers.paths import write_records
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from erv.judge.prompts import complement_prompt, parse_multi_emotion_reply, pseu
 from erv.testing.judge_server import JudgeTestServer, ServerConfig
 from erv.verifier.augment import dedupe_key, run_complement
 from erv.verifier.data import ImportReport, label_counts, load_examples
-from tests.helpers.judge import read_jsonl, subprocess_env, write_predictions
+from tests.helpers.judge import write_predictions
+from tests.helpers.paths import read_jsonl, subprocess_env
 
 KEY_ENV = "ERV_TEST_AUGMENT_KEY"
 DFEW = ("happy", "sad", "neutral", "angry", "surprise", "disgust", "fear")
