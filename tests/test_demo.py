@@ -70,12 +70,10 @@ def test_the_local_judge_reads_only_the_explanation_of_the_paper_prompt(tmp_path
     from erv.data.emotions import DFEW
     from erv.demo.pipeline import VerifierJudge
     from erv.judge.prompts import explanation_emotion_prompt
-    from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
+    from erv.testing.synthetic_text import save_tiny_verifier, word_tokenizer
 
     tokenizer = word_tokenizer("the man is cheerful furious calm".split())
-    tiny_roberta(tokenizer, DFEW.labels, seed=0).save_pretrained(tmp_path / "v")
-    tokenizer.save_pretrained(tmp_path / "v")
-    judge = VerifierJudge(tmp_path / "v")
+    judge = VerifierJudge(save_tiny_verifier(tmp_path / "v", tokenizer, DFEW.labels, seed=0))
 
     def body(text):
         return {"messages": [{"role": "user", "content": text}]}

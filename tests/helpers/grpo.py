@@ -34,9 +34,7 @@ def grpo_records(clips: list[Path], prompts: list[str] | None = None) -> list[di
 
 
 def build_world(root: Path, clips: int = 4) -> GrpoWorld:
-    import torch
-
-    from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
+    from erv.testing.synthetic_text import save_tiny_verifier, word_tokenizer
 
     checkpoint = write_tiny_release(root, seed=0)
     paths = []
@@ -46,8 +44,7 @@ def build_world(root: Path, clips: int = 4) -> GrpoWorld:
         paths.append(path)
     records = write_records(root / "grpo.jsonl", grpo_records(paths))
     tokenizer = word_tokenizer(VERIFIER_WORDS)
-    torch.manual_seed(0)
-    verifier = tiny_roberta(tokenizer, ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"])
-    verifier.save_pretrained(root / "verifier")
-    tokenizer.save_pretrained(root / "verifier")
-    return GrpoWorld(root, checkpoint, records, root / "verifier", paths)
+    verifier = save_tiny_verifier(
+        root / "verifier", tokenizer, ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
+    )
+    return GrpoWorld(root, checkpoint, records, verifier, paths)

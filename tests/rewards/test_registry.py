@@ -9,7 +9,7 @@ import pytest
 
 from erv.errors import ConfigError
 from erv.rewards import REWARDS, ExplanationReward, accuracy_reward, build_reward, build_rewards, format_reward
-from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
+from erv.testing.synthetic_text import save_tiny_verifier, word_tokenizer
 
 
 def test_importing_the_rewards_loads_no_model_library():
@@ -54,9 +54,7 @@ def test_explanation_reward_needs_a_verifier_that_exists(tmp_path):
 
 def test_explanation_presets_and_overrides(tmp_path):
     tokenizer = word_tokenizer("he is sad happy angry neutral".split())
-    model = tiny_roberta(tokenizer, ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"])
-    model.save_pretrained(tmp_path / "v")
-    tokenizer.save_pretrained(tmp_path / "v")
+    save_tiny_verifier(tmp_path / "v", tokenizer, ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"])
     released = build_reward("explanation", {"verifier": str(tmp_path / "v"), "taxonomy": "DFEW"})
     assert isinstance(released, ExplanationReward)
     assert (released.threshold, released.top_k, released.neutral_rule) == (0.1, 2, "only")

@@ -9,7 +9,7 @@ import pytest
 
 from erv.cli import main as erv_main
 from erv.data.emotions import DFEW
-from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
+from erv.testing.synthetic_text import save_tiny_verifier, word_tokenizer
 
 WORDS = "he she is sad angry happy looks away cries shouts smiles at the door window and very".split()
 TEXTS = ["he cries at the window .", "she smiles .", "he shouts at the door ."]
@@ -20,9 +20,7 @@ def verifiers(tmp_path_factory):
     root = tmp_path_factory.mktemp("verifiers")
     tok = word_tokenizer(WORDS)
     for seed in (1, 2):
-        model = tiny_roberta(tok, DFEW.labels, hidden=16, layers=1, heads=2, seed=seed)
-        model.save_pretrained(root / f"v{seed}")
-        tok.save_pretrained(root / f"v{seed}")
+        save_tiny_verifier(root / f"v{seed}", tok, DFEW.labels, hidden=16, layers=1, heads=2, seed=seed)
     return root
 
 

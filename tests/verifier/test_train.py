@@ -15,7 +15,7 @@ import torch
 from erv.cli import main as erv_main
 from erv.data.emotions import DFEW, GOEMOTIONS_LABELS, MAFW
 from erv.errors import ConfigError
-from erv.testing.synthetic_text import corpus_words, synthetic_corpus, tiny_roberta, word_tokenizer
+from erv.testing.synthetic_text import corpus_words, save_tiny_verifier, synthetic_corpus, tiny_roberta, word_tokenizer
 from erv.verifier.data import TextExample, load_examples, write_examples
 from erv.verifier.eval import EvalSettings, evaluate_verifier
 from erv.verifier.model import Verifier
@@ -169,9 +169,7 @@ def test_goemotions_head_trains_dataset_labels_on_their_goemotions_columns(tmp_p
         head_targets("goemotions", "RAVDESS")
 
     # a short run from a 7-label backbone: the head becomes the 28-label GoEmotions head
-    base = tiny_roberta(tok, DFEW.labels, hidden=32, layers=1, heads=2)
-    base.save_pretrained(tmp_path / "base")
-    tok.save_pretrained(tmp_path / "base")
+    save_tiny_verifier(tmp_path / "base", tok, DFEW.labels, hidden=32, layers=1, heads=2)
     write_examples(tmp_path / "t.jsonl", [TextExample(t, lab) for t, lab in synthetic_corpus(40, seed=5)])
     args = parse_train_args(
         [
@@ -213,8 +211,7 @@ def test_goemotions_head_trains_dataset_labels_on_their_goemotions_columns(tmp_p
 
 def test_resuming_a_run_on_other_data_is_refused(tmp_path, capsys):
     tok = word_tokenizer(corpus_words())
-    tiny_roberta(tok, DFEW.labels, hidden=16, layers=1, heads=2, seed=3).save_pretrained(tmp_path / "base")
-    tok.save_pretrained(tmp_path / "base")
+    save_tiny_verifier(tmp_path / "base", tok, DFEW.labels, hidden=16, layers=1, heads=2, seed=3)
     write_examples(tmp_path / "a.jsonl", [TextExample(t, lab) for t, lab in synthetic_corpus(40, seed=5)])
     write_examples(tmp_path / "b.jsonl", [TextExample(t, lab) for t, lab in synthetic_corpus(40, seed=6)])
     argv = ["verifier", "train", "--model_name_or_path", str(tmp_path / "base"), "--head", "taxonomy"]

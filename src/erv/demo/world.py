@@ -217,13 +217,9 @@ def describe(data: DemoData, config: WorldConfig = WorldConfig()) -> dict[str, o
 
 def write_verifier_backbone(folder: Path, seed: int) -> Path:
     """A tiny random RoBERTa (word-level tokenizer over the world's words) for `erv verifier train`."""
-    from erv.testing.synthetic_text import tiny_roberta, word_tokenizer
+    from erv.testing.synthetic_text import save_tiny_verifier, word_tokenizer
 
-    words = {word.strip(".,").lower() for text in vocabulary_texts() for word in text.split()}
-    tokenizer = word_tokenizer(sorted(w for w in words if w))
-    model = tiny_roberta(
-        tokenizer, DFEW.labels, hidden=64, layers=2, heads=4, dropout=0.0, init_range=0.1, seed=seed, max_positions=64
-    )
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    words = {word.strip(".,") for text in vocabulary_texts() for word in text.split()}
+    tokenizer = word_tokenizer(w for w in words if w)  # lower-cased and sorted there
+    options = dict(hidden=64, layers=2, heads=4, dropout=0.0, init_range=0.1, seed=seed, max_positions=64)
+    return save_tiny_verifier(folder, tokenizer, DFEW.labels, **options)

@@ -8,7 +8,9 @@ rather than memorise sentences. Nothing here downloads.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import torch
 
@@ -78,6 +80,13 @@ def tiny_roberta(
     )
     torch.manual_seed(seed)
     return RobertaForSequenceClassification(config).eval()
+
+
+def save_tiny_verifier(folder: str | os.PathLike[str], tokenizer, labels: Sequence[str], **options) -> Path:
+    """A :func:`tiny_roberta` (`options` as there) and its tokenizer saved as one model folder."""
+    tiny_roberta(tokenizer, labels, **options).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)
 
 
 # ---------------------------------------------------------------- a compositional synthetic corpus
