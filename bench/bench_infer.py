@@ -39,7 +39,7 @@ from erv.inference.settings import InferenceSettings
 from erv.io.jsonl import write_jsonl
 from erv.model import HumanOmniProcessor, build_model, preset_config
 from erv.testing.synthetic_media import write_clip
-from erv.testing.tiny_checkpoint import build_bert_tokenizer, build_llm_tokenizer
+from erv.testing.tiny_checkpoint import build_bert_tokenizer, build_llm_tokenizer, write_preprocessors
 
 MODES = {
     # name: clip size, seconds, defaults (clips, baseline clips, batch, new tokens, workers)
@@ -67,20 +67,13 @@ def model_config(mode: str, hidden: int, layers: int):
 
 def write_components(folder: Path, config) -> dict[str, Path]:
     """Tokenizers and preprocessor configs the processor reads (no weights: the model is in memory)."""
-    from transformers import SiglipImageProcessor, WhisperFeatureExtractor
-
     paths = {name: folder / name for name in ("checkpoint", "siglip", "whisper", "bert")}
     build_llm_tokenizer(500).save_pretrained(paths["checkpoint"])
     (paths["checkpoint"] / "config.json").write_text(config.to_json_string())
     bert_tokenizer, bert_vocab = build_bert_tokenizer(paths["bert"])
     bert_tokenizer.save_pretrained(paths["bert"])
     config.bert_config.vocab_size = max(config.bert_config.vocab_size, bert_vocab)
-    side = config.vision_config.image_size
-    SiglipImageProcessor(size={"height": side, "width": side}).save_pretrained(paths["siglip"])
-    mel_frames = 2 * config.audio_config.max_source_positions
-    WhisperFeatureExtractor(
-        feature_size=config.audio_config.num_mel_bins, chunk_length=mel_frames // 100
-    ).save_pretrained(paths["whisper"])
+    write_preprocessors(config, paths["siglip"], paths["whisper"])
     return paths
 
 

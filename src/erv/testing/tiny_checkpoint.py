@@ -100,6 +100,18 @@ def write_tiny_release(root: str | os.PathLike[str], *, seed: int = 0, num_frame
     )
 
 
+def write_preprocessors(config: Any, vision_dir: Path, audio_dir: Path) -> None:
+    """The SigLIP image-processor and Whisper feature-extractor configs that match `config`'s towers."""
+    from transformers import SiglipImageProcessor, WhisperFeatureExtractor
+
+    side = config.vision_config.image_size
+    SiglipImageProcessor(size={"height": side, "width": side}).save_pretrained(vision_dir)
+    mel_frames = 2 * config.audio_config.max_source_positions
+    WhisperFeatureExtractor(
+        feature_size=config.audio_config.num_mel_bins, chunk_length=mel_frames // 100
+    ).save_pretrained(audio_dir)
+
+
 def write_release(
     root: str | os.PathLike[str],
     config: Any,
@@ -117,13 +129,7 @@ def write_release(
     near-uniform logits (1.0 keeps the initialisation, for a model that will be trained).
     """
     import torch
-    from transformers import (
-        BertModel,
-        SiglipImageProcessor,
-        SiglipVisionModel,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-    )
+    from transformers import BertModel, SiglipVisionModel, WhisperForConditionalGeneration
 
     from erv.model import build_model
 
@@ -133,17 +139,9 @@ def write_release(
     bert_tokenizer, bert_vocab = build_bert_tokenizer(bert_dir)
     config.bert_config.vocab_size = bert_vocab
 
-    vision = SiglipVisionModel(config.vision_config)
-    vision.save_pretrained(root / config.mm_vision_tower)
-    size = config.vision_config.image_size
-    SiglipImageProcessor(size={"height": size, "width": size}).save_pretrained(root / config.mm_vision_tower)
-
-    whisper = WhisperForConditionalGeneration(config.audio_config)
-    whisper.save_pretrained(root / config.mm_audio_tower)
-    mel_frames = 2 * config.audio_config.max_source_positions
-    WhisperFeatureExtractor(
-        feature_size=config.audio_config.num_mel_bins, chunk_length=mel_frames // 100
-    ).save_pretrained(root / config.mm_audio_tower)
+    SiglipVisionModel(config.vision_config).save_pretrained(root / config.mm_vision_tower)
+    WhisperForConditionalGeneration(config.audio_config).save_pretrained(root / config.mm_audio_tower)
+    write_preprocessors(config, root / config.mm_vision_tower, root / config.mm_audio_tower)
 
     BertModel(config.bert_config, add_pooling_layer=True).save_pretrained(bert_dir)
     bert_tokenizer.save_pretrained(bert_dir)
