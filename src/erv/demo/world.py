@@ -67,7 +67,6 @@ class LLMShape:
 
 @dataclass(frozen=True)
 class DemoData:
-    root: Path
     checkpoint: Path
     bert: Path
     sft_records: Path
@@ -79,6 +78,8 @@ class DemoData:
     sft_ids: list[str]
     grpo_ids: list[str]
     test_ids: list[str]
+    config: WorldConfig  # the world of the GRPO and test clips
+    sft_config: WorldConfig  # the world of the SFT clips
 
 
 def _dfew_csv(path: Path, clips: list[ClipSpec]) -> Path:
@@ -185,7 +186,6 @@ def build_world(
     release = root / "models" / "release"
     checkpoint = write_release_for_world(release, shape, seed)
     return DemoData(
-        root=root,
         checkpoint=checkpoint,
         bert=release / "bert-tiny",
         sft_records=records / "sft.json",
@@ -197,17 +197,20 @@ def build_world(
         sft_ids=[c.id for c in sft],
         grpo_ids=[c.id for c in grpo],
         test_ids=[c.id for c in test],
+        config=config,
+        sft_config=sft_config,
     )
 
 
-def describe(data: DemoData, config: WorldConfig = WorldConfig()) -> dict[str, object]:
+def describe(data: DemoData) -> dict[str, object]:
     """What the report says about the world: sizes, reliabilities, accuracy ceilings, incoherent share."""
+    config = data.config
     sft = [data.clips[i] for i in data.sft_ids]
     return {
         "clips": {"sft": len(data.sft_ids), "grpo": len(data.grpo_ids), "test": len(data.test_ids)},
         "reliability": config.visual_reliability,
         "config": dataclasses.asdict(config),
-        "sft_config": dataclasses.asdict(SFT_WORLD),
+        "sft_config": dataclasses.asdict(data.sft_config),
         "best_accuracy": best_accuracy(config),
         "best_accuracy_visual": best_accuracy(config, audio=False),
         "best_accuracy_audio": best_accuracy(config, visual=False),
