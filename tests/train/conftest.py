@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from erv.io.recipes import recipe_overrides
 from tests.helpers.paths import REPO, load_script
 
 TINY_RECIPE = REPO / "configs" / "sft" / "tiny.yaml"
@@ -66,12 +67,7 @@ def recipe_argv(release: dict[str, Path], data: Path, out: Path, **overrides) ->
         "--dataloader_num_workers",
         "0",
     ]
-    for key, value in overrides.items():
-        if isinstance(value, (list, tuple)):
-            argv += [f"--{key}", *map(str, value)]
-        else:
-            argv += [f"--{key}", str(value)]
-    return argv
+    return argv + recipe_overrides(overrides)
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:

@@ -140,7 +140,7 @@ def run_demo(out: Path, *, seed: int = 0, quick: bool = False, recipes: Path | N
                 report.plot_sft_loss(runs / "sft", out / plots["sft_loss"])
                 for name in pipeline.GRPO_RUNS:
                     plots[f"rewards_{name}"] = f"plots/rewards_{name}.png"
-                    report.plot_rewards(runs / name, report.TITLES[name], out / plots[f"rewards_{name}"])
+                    report.plot_rewards(info["grpo"][name], report.TITLES[name], out / plots[f"rewards_{name}"])
                 for name, result in info["table"].items():
                     (path,) = plot_confusions(result, plots_dir)
                     plots[f"confusion_{name}"] = str(path.relative_to(out))
@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
     info = run_demo(out, seed=args.seed, quick=args.quick, recipes=Path(args.recipes) if args.recipes else None)
-    from erv.demo.report import NAMES, TABLE_COLUMNS, _pct, _signed
+    from erv.demo.report import NAMES, TABLE_COLUMNS, _interval, _pct, _signed
 
     print()
     for name, result in info["table"].items():
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     diff = info["paired"]["differences"]
     for name in ("eea", "fcr", "war"):
         ci = diff[name]["ci"]
-        interval = f" [{_signed(ci[0])}, {_signed(ci[1])}]" if ci else ""
+        interval = f" {_interval(ci)}" if ci else ""
         print(f"ERV - baseline {NAMES[name]}: {_signed(diff[name]['difference'])} points{interval}")
     print(f"wrote {out / 'report.md'} and {out / 'metrics.json'} in {info['total_seconds']:.0f} s")
     return 0

@@ -20,6 +20,7 @@ from typing import Any
 import erv
 from erv.errors import ConfigError, ErvError
 from erv.io.jsonl import PathLike
+from erv.io.recipes import recipe_overrides
 
 SRC_DIR = Path(erv.__file__).resolve().parents[1]
 GRPO_RUNS = ("grpo_baseline", "grpo_erv")
@@ -91,13 +92,6 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def _overrides(values: dict[str, Any]) -> list[str]:
-    argv: list[str] = []
-    for key, value in values.items():
-        argv += [f"--{key}", *(map(str, value) if isinstance(value, (list, tuple)) else [str(value)])]
-    return argv
-
-
 # ---------------------------------------------------------------- training
 def train_sft_stage(
     recipes: Path, data: Any, out: Path, *, seed: int, overrides: dict[str, Any], log: Path
@@ -105,7 +99,7 @@ def train_sft_stage(
     """`erv sft --config configs/demo/sft.yaml` on the world's SFT records."""
     from erv.train.sft import parse_sft_args, train_sft
 
-    argv = ["--config", str(recipe(recipes, "sft"))] + _overrides(
+    argv = ["--config", str(recipe(recipes, "sft"))] + recipe_overrides(
         {
             "model_name_or_path": data.checkpoint,
             "bert": data.bert,
@@ -137,7 +131,7 @@ def train_verifier_stage(
     from erv.verifier.train import parse_train_args, train_verifier
 
     backbone = out.parent / "verifier-backbone"
-    argv = ["--config", str(recipe(recipes, "verifier"))] + _overrides(
+    argv = ["--config", str(recipe(recipes, "verifier"))] + recipe_overrides(
         {
             "model_name_or_path": backbone,
             "train_files": [data.verifier_train],
@@ -192,7 +186,7 @@ def grpo_command(
     }
     if name == "grpo_erv":
         values["verifier"] = verifier
-    return [sys.executable, "-m", "erv.cli", "grpo", "--config", str(recipe(recipes, name))] + _overrides(values)
+    return [sys.executable, "-m", "erv.cli", "grpo", "--config", str(recipe(recipes, name))] + recipe_overrides(values)
 
 
 def train_grpo_pair(

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from erv.eval.report import pyplot, save_png
 from erv.io.jsonl import atomic_write_text, write_json
 
 TITLES = {
@@ -39,31 +40,19 @@ def _signed(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:+.1f}"
 
 
+def _interval(ci: list[float] | None, missing: str = "n/a") -> str:
+    """A difference's interval in signed points, `[-1.4, +0.0]`; `missing` when there is none."""
+    return f"[{_signed(ci[0])}, {_signed(ci[1])}]" if ci else missing
+
+
 # ---------------------------------------------------------------- plots
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    return path
-
-
 def log_history(run_dir: Path) -> list[dict[str, Any]]:
     state = run_dir / "trainer_state.json"
     return json.loads(state.read_text(encoding="utf-8"))["log_history"] if state.is_file() else []
 
 
 def plot_sft_loss(run_dir: Path, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     points = [(h["step"], h["loss"]) for h in log_history(run_dir) if "loss" in h and "step" in h]
     fig, ax = plt.subplots(figsize=(6, 3.4))
     if points:
@@ -73,7 +62,7 @@ def plot_sft_loss(run_dir: Path, path: Path) -> Path:
     ax.set_title("SFT")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -88,10 +77,11 @@ def reward_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
-def plot_rewards(run_dir: Path, title: str, path: Path) -> Path:
-    plt = _pyplot()
+def plot_rewards(curves: dict[str, list[tuple[int, float]]], title: str, path: Path) -> Path:
+    """The :func:`reward_curves` of one GRPO run."""
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    for name, points in reward_curves(run_dir).items():
+    for name, points in curves.items():
         ax.plot(*zip(*points, strict=True), marker=".", label=name.replace("_reward", ""))
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("step")
@@ -100,7 +90,7 @@ def plot_rewards(run_dir: Path, title: str, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -168,7 +158,7 @@ def reading(info: dict[str, Any]) -> str:
             if _excludes_zero(ci)
             else "the interval includes 0, so this difference is not significant"
         )
-        interval = f"[{_signed(ci[0])}, {_signed(ci[1])}]" if ci else "(no interval)"
+        interval = _interval(ci, "(no interval)")
         parts.append(
             f"{NAMES[name]}: ERV GRPO {_pct(row['b'])}% vs baseline GRPO {_pct(row['a'])}%, a difference of "
             f"{_signed(row['difference'])} points {interval}; {verdict}."
@@ -178,7 +168,7 @@ def reading(info: dict[str, Any]) -> str:
         ci = row["ci"]
         if row["difference"] is None:
             continue
-        interval = f"[{_signed(ci[0])}, {_signed(ci[1])}]" if ci else "(no interval)"
+        interval = _interval(ci, "(no interval)")
         parts.append(
             f"{NAMES[name]} differs by {_signed(row['difference'])} points {interval}"
             + (
@@ -244,7 +234,7 @@ def write_report(path: Path, info: dict[str, Any], plots: dict[str, str]) -> Non
         ci = row["ci"]
         lines.append(
             f"| {NAMES[name]} | {_pct(row['a'])} | {_pct(row['b'])} | {_signed(row['difference'])} | "
-            + (f"[{_signed(ci[0])}, {_signed(ci[1])}]" if ci else "n/a")
+            + _interval(ci)
             + f" | {'yes' if _excludes_zero(ci) else 'no'} |"
         )
     lines += [

@@ -169,13 +169,30 @@ def write_markdown(result: dict[str, Any], path: str | Path) -> None:
     atomic_write_text(path, to_markdown(result))
 
 
-def plot_confusions(result: dict[str, Any], out_dir: Path) -> list[Path]:
-    """One row-normalised confusion-matrix PNG per fold (counts annotated)."""
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (files only: no display is needed or opened)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig: Any, path: Path, *, dpi: int) -> Path:
+    """Write `fig` to `path` atomically (a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    tmp.replace(path)
+    return path
+
+
+def plot_confusions(result: dict[str, Any], out_dir: Path) -> list[Path]:
+    """One row-normalised confusion-matrix PNG per fold (counts annotated)."""
     import numpy as np
+
+    plt = pyplot()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -206,10 +223,7 @@ def plot_confusions(result: dict[str, Any], out_dir: Path) -> list[Path]:
         war = fold.get("war")
         ax.set_title(f"{fold['dataset']} {name}" + (f"  WAR {100 * war:.2f}%" if war is not None else ""))
         fig.tight_layout()
-        path = out_dir / f"confusion_{name.replace('/', '_').replace('#', '_')}.png"
-        tmp = path.with_suffix(".tmp.png")
-        fig.savefig(tmp, dpi=120)
+        path = save_png(fig, out_dir / f"confusion_{name.replace('/', '_').replace('#', '_')}.png", dpi=120)
         plt.close(fig)
-        tmp.replace(path)
         written.append(path)
     return written

@@ -25,6 +25,14 @@ def _config_paths(argv: Sequence[str]) -> list[str]:
     return paths
 
 
+def recipe_overrides(values: dict[str, Any]) -> list[str]:
+    """Command-line arguments that set recipe fields: `--key value` (a list gives several values)."""
+    argv: list[str] = []
+    for key, value in values.items():
+        argv += [f"--{key}", *(map(str, value) if isinstance(value, (list, tuple)) else [str(value)])]
+    return argv
+
+
 def check_recipe_file(path: str) -> None:
     """The recipe must be a readable YAML file holding a mapping of field names to values."""
     import yaml
