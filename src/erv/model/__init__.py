@@ -6,6 +6,7 @@ Modules, each with one job (imports run down this list, never up):
   processor      prompts in every reference style, BERT questions, batching, decoding
   modeling       the model: towers -> projectors -> BERT gate -> splice -> Qwen2
   checkpoint     reading checkpoint folders: config completion, component paths, key checks
+  generation     the sampling warpers of `generate`, for erv's own decoding loops
   projectors, towers, splicing, paths, configuration, constants
 
 Importing this package registers `HumanOmni_qwen2` with `AutoConfig` / `AutoModelForCausalLM`,

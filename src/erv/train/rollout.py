@@ -40,27 +40,16 @@ class SamplingSettings:
 
     def logits_processors(self) -> Any:
         """The processors `generate` would build for these settings, in its order."""
-        from transformers.generation import (
-            LogitsProcessorList,
-            MinPLogitsWarper,
-            RepetitionPenaltyLogitsProcessor,
-            TemperatureLogitsWarper,
-            TopKLogitsWarper,
-            TopPLogitsWarper,
-        )
+        from transformers.generation import LogitsProcessorList, RepetitionPenaltyLogitsProcessor
+
+        from erv.model.generation import make_warpers
 
         processors = LogitsProcessorList()
         if self.repetition_penalty is not None and self.repetition_penalty != 1.0:
             processors.append(RepetitionPenaltyLogitsProcessor(self.repetition_penalty))
         if self.do_sample:
-            if self.temperature is not None and self.temperature != 1.0:
-                processors.append(TemperatureLogitsWarper(self.temperature))
-            if self.top_k:
-                processors.append(TopKLogitsWarper(self.top_k))
-            if self.top_p is not None and self.top_p < 1.0:
-                processors.append(TopPLogitsWarper(self.top_p))
-            if self.min_p:
-                processors.append(MinPLogitsWarper(self.min_p))
+            sampling = {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
+            processors.extend(make_warpers({**sampling, "min_p": self.min_p or None}))  # min_p 0: off, as TRL's
         return processors
 
 
