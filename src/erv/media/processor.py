@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,8 +145,12 @@ class MediaProcessor:
 
         Features None means the sample is skipped (policy "skip").
         """
+        return self._policy_features(lambda: self.waveform(audio, start=start, end=end))
+
+    def _policy_features(self, read: Callable[[], np.ndarray]) -> tuple[torch.Tensor | None, str | None]:
+        """Features of the waveform `read()` returns, or of what the missing-audio policy puts instead."""
         try:
-            wave, missing = self.waveform(audio, start=start, end=end), None
+            wave, missing = read(), None
         except AudioMissingError as exc:
             wave, missing = self._missing(exc), str(exc)
             if wave is None:
@@ -238,13 +243,7 @@ class MediaProcessor:
     def _file_audio(
         self, mf: MediaFile, start: float | None, end: float | None
     ) -> tuple[torch.Tensor | None, str | None]:
-        try:
-            wave, missing = crop_waveform(mf.audio(), start, end, mf.path), None
-        except AudioMissingError as exc:
-            wave, missing = self._missing(exc), str(exc)
-            if wave is None:
-                return None, missing
-        return self._features(wave), missing
+        return self._policy_features(lambda: crop_waveform(mf.audio(), start, end, mf.path))
 
     def _sample(
         self,
